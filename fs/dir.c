@@ -1,0 +1,114 @@
+/*
+ * Provider directories: each owns a remote and a cache whose loader walks
+ * the remote into a fresh snapshot. A failed walk keeps the last good
+ * snapshot (the cache serves it stale) and says so in the log.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connfs.h"
+#include "log.h"
+#include "naming.h"
+#include "ratelimit.h"
+
+/* After a failed refresh, serve stale for this long before trying again. */
+#define RETRY_AFTER_FAILURE 5.0
+
+static int dir_load(void *arg, void **value, char *err, size_t errlen)
+{
+	struct dir *d = arg;
+	struct snap_builder b = { .instance = d->remote->name };
+	struct walk_error werr;
+	struct cache_status st;
+	struct snapshot *s;
+	int rc;
+
+	rc = remote_walk(d->remote, snap_builder_add, &b, &werr);
+	if (rc) {
+		snap_builder_release(&b);
+		snprintf(err, errlen, "%s", werr.msg);
+		cache_status(d->cache, &st);
+		log_msg(st.has_value ? LOG_WARNING : LOG_ERR,
+			"%s%s", werr.msg, st.has_value ?
+			" (keeping the last good listing)" : "");
+		return rc;
+	}
+	s = snap_builder_finish(&b);
+	snap_builder_release(&b);
+	if (!s) {
+		snprintf(err, errlen, "%s: out of memory", d->remote->name);
+		return -ENOMEM;
+	}
+	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",
+		d->remote->name, s->n, d->remote->last.pages,
+		d->remote->last.requests);
+	*value = s;
+	return 0;
+}
+
+static void snap_get_cb(void *v)
+{
+	snapshot_get(v);
+}
+
+static void snap_put_cb(void *v)
+{
+	snapshot_put(v);
+}
+
+static const struct cache_ops dir_cache_ops = {
+	.load = dir_load,
+	.get = snap_get_cb,
+	.put = snap_put_cb,
+};
+
+int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
+{
+	fs->dirs = calloc(n ? n : 1, sizeof(*fs->dirs));
+	if (!fs->dirs)
+		return -ENOMEM;
+	clock_gettime(CLOCK_REALTIME, &fs->started);
+	for (size_t i = 0; i < n; i++) {
+		struct dir *d = &fs->dirs[i];
+		double retry = remotes[i]->ttl < RETRY_AFTER_FAILURE ?
+			       remotes[i]->ttl : RETRY_AFTER_FAILURE;
+
+		d->remote = remotes[i];
+		d->ino = (name_hash("dir", remotes[i]->name) >> 1) | 2;
+		d->cache = cache_new(&dir_cache_ops, d, remotes[i]->ttl, retry,
+				     mono_now);
+		fs->ndirs++;
+		if (!d->cache)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void connfs_release(struct connfs *fs)
+{
+	for (size_t i = 0; i < fs->ndirs; i++) {
+		cache_free(fs->dirs[i].cache);
+		remote_free(fs->dirs[i].remote);
+	}
+	free(fs->dirs);
+	fs->dirs = NULL;
+	fs->ndirs = 0;
+}
+
+struct dir *connfs_dir_by_name(struct connfs *fs, const char *name)
+{
+	for (size_t i = 0; i < fs->ndirs; i++)
+		if (strcmp(fs->dirs[i].remote->name, name) == 0)
+			return &fs->dirs[i];
+	return NULL;
+}
+
+struct dir *connfs_dir_by_ino(struct connfs *fs, uint64_t ino)
+{
+	for (size_t i = 0; i < fs->ndirs; i++)
+		if (fs->dirs[i].ino == ino)
+			return &fs->dirs[i];
+	return NULL;
+}

@@ -1,0 +1,139 @@
+/* Connection file names. See naming.h. */
+#include "naming.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define HASH_TAG_LEN 17		/* "~" + 16 hex digits */
+
+uint64_t name_hash(const char *a, const char *b)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *p = a; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h *= 1099511628211ULL;
+	for (const char *p = b ? b : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
+}
+
+/* Length of a valid UTF-8 sequence at s, or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t len;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+static bool must_escape(unsigned char c, bool first)
+{
+	return c < 0x20 || c == 0x7f || c == '%' || c == '/' || c == '~' ||
+	       (first && (c == '.' || c == '-'));
+}
+
+static int encode_part(struct buf *b, const char *part)
+{
+	const unsigned char *s = (const unsigned char *)part;
+
+	if (!*s)
+		return buf_puts(b, "%00");
+	for (size_t i = 0; s[i];) {
+		size_t n = utf8_seq(s + i);
+
+		if (n == 1 && !must_escape(s[i], i == 0)) {
+			if (buf_add(b, s + i, 1))
+				return -1;
+			i++;
+		} else if (n > 1) {
+			if (buf_add(b, s + i, n))
+				return -1;
+			i += n;
+		} else if (buf_printf(b, "%%%02X", s[i++])) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Cuts s to at most max bytes without splitting a %XX or UTF-8 sequence. */
+static size_t cut(const char *s, size_t len, size_t max)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = s[i] == '%' ? 3 :
+			   utf8_seq((const unsigned char *)s + i);
+
+		if (n == 0)
+			n = 1;
+		if (i + n > max)
+			break;
+		i += n;
+	}
+	return i;
+}
+
+static char *with_tag(const char *stem, size_t len, const char *id)
+{
+	char *out;
+
+	if (asprintf(&out, "%.*s~%016llx%s", (int)len, stem,
+		     (unsigned long long)name_hash("id", id), NAME_SUFFIX) < 0)
+		return NULL;
+	return out;
+}
+
+char *name_encode(const char *part0, const char *part1, const char *id)
+{
+	size_t max = NAME_MAX_BYTES - strlen(NAME_SUFFIX);
+	struct buf b = { 0 };
+	char *out;
+
+	if (encode_part(&b, part0) ||
+	    (part1 && (buf_puts(&b, "~") || encode_part(&b, part1)))) {
+		buf_release(&b);
+		return NULL;
+	}
+	if (b.len <= max) {
+		if (buf_puts(&b, NAME_SUFFIX)) {
+			buf_release(&b);
+			return NULL;
+		}
+		return buf_steal(&b);
+	}
+	out = with_tag(b.p, cut(b.p, b.len, max - HASH_TAG_LEN), id);
+	buf_release(&b);
+	return out;
+}
+
+char *name_disambiguate(const char *name, const char *id)
+{
+	size_t len = strlen(name) - strlen(NAME_SUFFIX);
+	size_t max = NAME_MAX_BYTES - strlen(NAME_SUFFIX) - HASH_TAG_LEN;
+
+	return with_tag(name, cut(name, len, max), id);
+}

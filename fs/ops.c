@@ -1,0 +1,444 @@
+/*
+ * The FUSE low-level operations. Two levels: the root (one directory per
+ * provider account) and the provider directories (one read-only file per
+ * connection). Lookups and readdir of an expired directory refresh it
+ * through its cache; getattr, open and read only ever look at snapshots in
+ * memory. Kernel entry and attribute caches last as long as the TTL.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "connfs.h"
+
+static struct connfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void root_attr(struct connfs *fs, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ROOT_INO;
+	st->st_mode = S_IFDIR | (0555 & ~fs->umask);
+	st->st_nlink = 2 + fs->ndirs;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mtim = st->st_ctim = st->st_atim = fs->started;
+}
+
+static void dir_attr(struct connfs *fs, struct dir *d, struct stat *st)
+{
+	struct snapshot *s = cache_peek(d->cache);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = d->ino;
+	st->st_mode = S_IFDIR | (0555 & ~fs->umask);
+	st->st_nlink = 2;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mtim = s ? s->newest : fs->started;
+	st->st_ctim = st->st_atim = st->st_mtim;
+	snapshot_put(s);
+}
+
+static void file_attr(struct connfs *fs, const struct snap_entry *e,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = e->ino;
+	st->st_mode = S_IFREG | (0444 & ~fs->umask);
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)e->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+	st->st_mtim = st->st_ctim = st->st_atim = e->mtime;
+}
+
+static double dir_ttl(const struct dir *d)
+{
+	return d ? d->remote->ttl : 0;
+}
+
+/* Finds a file by inode in the current snapshots (new reference). */
+static const struct snap_entry *find_file(struct connfs *fs, uint64_t ino,
+					  struct dir **dirp)
+{
+	for (size_t i = 0; i < fs->ndirs; i++) {
+		struct snapshot *s = cache_peek(fs->dirs[i].cache);
+		const struct snap_entry *e = s ? snapshot_find_ino(s, ino) : NULL;
+
+		if (e) {
+			*dirp = &fs->dirs[i];
+			return e;
+		}
+		snapshot_put(s);
+	}
+	return NULL;
+}
+
+static void entry_param(struct fuse_entry_param *ep, const struct stat *st,
+			double ttl)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->ino = st->st_ino;
+	ep->attr = *st;
+	ep->attr_timeout = ttl;
+	ep->entry_timeout = ttl;
+}
+
+static void lookup_root(fuse_req_t req, struct connfs *fs, const char *name)
+{
+	struct dir *d = connfs_dir_by_name(fs, name);
+	struct fuse_entry_param ep;
+	struct stat st;
+
+	if (!d) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	dir_attr(fs, d, &st);
+	entry_param(&ep, &st, dir_ttl(d));
+	fuse_reply_entry(req, &ep);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct connfs *fs = fs_of(req);
+	struct dir *d = connfs_dir_by_ino(fs, parent);
+	const struct snap_entry *e;
+	struct fuse_entry_param ep;
+	struct snapshot *s;
+	struct stat st;
+	int rc;
+
+	if (parent == ROOT_INO) {
+		lookup_root(req, fs, name);
+		return;
+	}
+	if (!d) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if ((rc = cache_get(d->cache, (void **)&s))) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e = snapshot_find(s, name);
+	if (!e) {
+		/* A negative entry, cached like the listing. */
+		memset(&ep, 0, sizeof(ep));
+		ep.entry_timeout = dir_ttl(d);
+		fuse_reply_entry(req, &ep);
+	} else {
+		file_attr(fs, e, &st);
+		entry_param(&ep, &st, dir_ttl(d));
+		fuse_reply_entry(req, &ep);
+	}
+	snapshot_put(s);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct connfs *fs = fs_of(req);
+	struct dir *d = connfs_dir_by_ino(fs, ino);
+	const struct snap_entry *e;
+	struct stat st;
+
+	if (ino == ROOT_INO) {
+		root_attr(fs, &st);
+	} else if (d) {
+		dir_attr(fs, d, &st);
+	} else if (fi && fi->fh) {
+		e = (const struct snap_entry *)(uintptr_t)fi->fh;
+		file_attr(fs, e, &st);
+		d = NULL;
+	} else if ((e = find_file(fs, ino, &d))) {
+		file_attr(fs, e, &st);
+		snapshot_put(e->snap);
+	} else {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fuse_reply_attr(req, &st, d ? dir_ttl(d) : fs->ndirs ?
+			dir_ttl(&fs->dirs[0]) : 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct connfs *fs = fs_of(req);
+	struct dir *d = connfs_dir_by_ino(fs, ino);
+	struct snapshot *s;
+	int rc;
+
+	fi->fh = 0;
+	if (ino != ROOT_INO && !d) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (d) {
+		if ((rc = cache_get(d->cache, (void **)&s))) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		fi->fh = (uintptr_t)s;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	snapshot_put((struct snapshot *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/*
+ * Adds one directory entry; returns false when the buffer is full. Offsets
+ * are index + 1 and never 0, so readdirplus hands the kernel attributes.
+ */
+static bool add_entry(fuse_req_t req, char *buf, size_t size, size_t *used,
+		      bool plus, const char *name, const struct stat *st,
+		      double ttl, off_t next)
+{
+	struct fuse_entry_param ep;
+	size_t n;
+
+	if (plus) {
+		entry_param(&ep, st, ttl);
+		/* No lookup reference for "." and "..": the kernel skips them. */
+		if (ttl == 0 && (strcmp(name, ".") == 0 ||
+				 strcmp(name, "..") == 0))
+			ep.ino = 0;
+		n = fuse_add_direntry_plus(req, buf + *used, size - *used, name,
+					   &ep, next);
+	} else {
+		n = fuse_add_direntry(req, buf + *used, size - *used, name, st,
+				      next);
+	}
+	if (n > size - *used)
+		return false;
+	*used += n;
+	return true;
+}
+
+/* Fills entry i of the directory listing (0 ".", 1 "..", then content). */
+static bool fill(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
+		 const struct snapshot *s, size_t i, char *buf, size_t size,
+		 size_t *used, bool plus)
+{
+	struct dir *d = connfs_dir_by_ino(fs, ino);
+	struct stat st;
+
+	if (i < 2) {
+		memset(&st, 0, sizeof(st));
+		st.st_ino = i == 0 ? ino : ROOT_INO;
+		st.st_mode = S_IFDIR;
+		return add_entry(req, buf, size, used, plus, i ? ".." : ".",
+				 &st, 0, (off_t)i + 1);
+	}
+	i -= 2;
+	if (!s) {
+		dir_attr(fs, &fs->dirs[i], &st);
+		return add_entry(req, buf, size, used, plus,
+				 fs->dirs[i].remote->name, &st,
+				 dir_ttl(&fs->dirs[i]), (off_t)i + 3);
+	}
+	file_attr(fs, &s->v[i], &st);
+	return add_entry(req, buf, size, used, plus, s->v[i].name, &st,
+			 dir_ttl(d), (off_t)i + 3);
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct connfs *fs = fs_of(req);
+	const struct snapshot *s = (struct snapshot *)(uintptr_t)fi->fh;
+	size_t count = 2 + (s ? s->n : fs->ndirs), used = 0;
+	char *buf = malloc(size);
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < count; i++)
+		if (!fill(req, fs, ino, s, i, buf, size, &used, plus))
+			break;
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct connfs *fs = fs_of(req);
+	struct snap_entry *e;
+	struct dir *d;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (connfs_dir_by_ino(fs, ino) || ino == ROOT_INO) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	e = (struct snap_entry *)find_file(fs, ino, &d);
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/* The reference from find_file is the open file's. */
+	fi->fh = (uintptr_t)e;
+	/* Content never changes within a snapshot: after the first open of
+	 * this entry the kernel's cached pages are still right. */
+	fi->keep_cache = atomic_exchange(&e->opened, true);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		snapshot_put(e->snap);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (off < 0 || (size_t)off >= e->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > e->size - (size_t)off)
+		size = e->size - (size_t)off;
+	fuse_reply_buf(req, e->data + off, size);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	snapshot_put(e->snap);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = {
+		.f_bsize = 4096,
+		.f_frsize = 4096,
+		.f_namemax = 255,
+		.f_flag = ST_RDONLY,
+	};
+
+	(void)ino;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Anything that would change the tree: the file system is read-only. */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)attr;
+	(void)to_set;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent;
+	(void)name;
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Always plus: every ls -l wants the attributes anyway. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+const struct fuse_lowlevel_ops connfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+};

@@ -1,0 +1,34 @@
+/*
+ * Growable byte buffers and the URL-encoding helpers every request builder
+ * needs. Knows nothing about HTTP transport, JSON or FUSE.
+ */
+#ifndef CONNFS_BUF_H
+#define CONNFS_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* A NUL-terminated growable string. Zero-initialise, then append. */
+struct buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+int buf_grow(struct buf *b, size_t extra);
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_puts(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends s percent-encoded (RFC 3986 unreserved characters kept). */
+int buf_urlencode(struct buf *b, const char *s);
+/* Appends "key=value" (both encoded), preceded by '?' or '&'. */
+int buf_query(struct buf *b, const char *key, const char *value);
+/* Hands the string to the caller (never NULL on success); resets b. */
+char *buf_steal(struct buf *b);
+void buf_release(struct buf *b);
+
+/* Decodes %XX sequences in place; returns -EINVAL on a malformed one. */
+int url_decode(char *s);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Small cJSON helpers shared by the providers: tolerant field access
+ * ("number or numeric string", open enums), timestamps, and parsing a body
+ * safely (thread-safe: never touches cJSON_GetErrorPtr).
+ */
+#ifndef CONNFS_JSON_H
+#define CONNFS_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* Parses len bytes; NULL if not exactly one JSON value. */
+cJSON *json_parse(const char *text, size_t len);
+
+/* Object member as a string (NULL if absent or not a string). */
+const char *json_str(const cJSON *obj, const char *key);
+/*
+ * Member as an identifier string: a string, or an integral number printed
+ * in decimal. Writes into buf; NULL if absent or of another type.
+ */
+const char *json_id(const cJSON *obj, const char *key, char *buf, size_t len);
+/* Member as a number: JSON number or numeric string. */
+bool json_num(const cJSON *obj, const char *key, double *out);
+
+/* RFC 3339 (Z or +hh:mm, 0-9 fraction digits) to UTC; false if invalid. */
+bool json_time_rfc3339(const char *s, struct timespec *out);
+/* Epoch seconds (possibly fractional, exponent form) to a timespec. */
+bool json_time_epoch(double secs, struct timespec *out);
+
+#endif

@@ -1,0 +1,109 @@
+/* Page and entry bookkeeping shared by every provider. See provider.h. */
+#include "provider.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int page_add(struct page *pg, const char *id, const char *name0,
+	     const char *name1, const struct timespec *mtime, cJSON *obj)
+{
+	struct entry *e;
+
+	if (pg->n == pg->cap) {
+		size_t cap = pg->cap ? pg->cap * 2 : 16;
+		struct entry *v = realloc(pg->v, cap * sizeof(*v));
+
+		if (!v) {
+			cJSON_Delete(obj);
+			return -ENOMEM;
+		}
+		pg->v = v;
+		pg->cap = cap;
+	}
+	e = &pg->v[pg->n];
+	memset(e, 0, sizeof(*e));
+	e->id = strdup(id);
+	e->name[0] = strdup(name0 ? name0 : "");
+	e->name[1] = name1 ? strdup(name1) : NULL;
+	if (mtime)
+		e->mtime = *mtime;
+	e->obj = obj;
+	if (!e->id || !e->name[0] || (name1 && !e->name[1])) {
+		free(e->id);
+		free(e->name[0]);
+		free(e->name[1]);
+		cJSON_Delete(obj);
+		return -ENOMEM;
+	}
+	pg->n++;
+	return 0;
+}
+
+void page_release(struct page *pg)
+{
+	for (size_t i = 0; i < pg->n; i++) {
+		free(pg->v[i].id);
+		free(pg->v[i].name[0]);
+		free(pg->v[i].name[1]);
+		cJSON_Delete(pg->v[i].obj);
+	}
+	free(pg->v);
+	free(pg->next);
+	memset(pg, 0, sizeof(*pg));
+	pg->total = -1;
+}
+
+/* Decodes one UTF-8 sequence; returns its length or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+void api_text(char *dst, size_t len, const char *src, size_t srclen)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t w = 0;
+
+	if (!len)
+		return;
+	for (size_t i = 0; s && i < srclen && s[i] && w + 5 < len;) {
+		size_t n = utf8_len(s + i, srclen - i);
+
+		if (n == 1 && s[i] >= 0x20 && s[i] != 0x7f) {
+			dst[w++] = (char)s[i++];
+		} else if (n > 1) {
+			memcpy(dst + w, s + i, n);
+			w += n;
+			i += n;
+		} else {
+			w += (size_t)snprintf(dst + w, len - w, "\\x%02x",
+					      s[i++]);
+		}
+	}
+	dst[w] = '\0';
+}

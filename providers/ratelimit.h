@@ -1,0 +1,35 @@
+/*
+ * A client-side token bucket per provider account, shared by every thread
+ * that talks to that account, so concurrent page fetches stay inside the
+ * API's documented limit instead of collecting 429s.
+ */
+#ifndef CONNFS_RATELIMIT_H
+#define CONNFS_RATELIMIT_H
+
+#include <pthread.h>
+
+struct ratelimit {
+	pthread_mutex_t lock;
+	double rate;		/* tokens per second; 0 = unlimited */
+	double burst;
+	double tokens;
+	double last;
+	double paused_until;	/* a server said "wait": everyone waits */
+};
+
+void ratelimit_init(struct ratelimit *rl, double rate, double burst);
+void ratelimit_destroy(struct ratelimit *rl);
+/*
+ * Takes one token, sleeping as needed. -ETIMEDOUT (and no token taken) when
+ * it cannot be had before deadline (monotonic seconds).
+ */
+int ratelimit_acquire(struct ratelimit *rl, double deadline);
+/* Holds every caller back until `until` (monotonic seconds). */
+void ratelimit_pause(struct ratelimit *rl, double until);
+
+/* Monotonic clock in seconds. */
+double mono_now(void);
+/* Sleeps for secs seconds (restarting after signals). */
+void sleep_secs(double secs);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * Generic configuration of a provider account: the keys every section
+ * accepts, defaults from the provider's documented limits, and the check
+ * that no unknown key is left over.
+ */
+#include "remote.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define DEFAULT_CONCURRENCY 4
+#define DEFAULT_MAX_BODY_MB 64
+#define DEFAULT_MAX_PAGES 20000
+#define DEFAULT_MAX_ENTRIES 2000000UL
+
+/* "N", "N/s" or "N/min": requests per second and a burst. */
+static int parse_rate(struct conf_section *sec, const char *v, double *rate,
+		      double *burst, char *err)
+{
+	char *end;
+	double n = strtod(v, &end);
+
+	if (end == v || n < 0 || n > 100000)
+		return conf_error(sec, "rate", err, "'%s' is not a rate such "
+				  "as 5, 5/s or 200/min (0 = no limit)", v);
+	if (*end == '\0' || strcmp(end, "/s") == 0) {
+		*rate = n;
+		*burst = 1;
+	} else if (strcmp(end, "/min") == 0) {
+		/* Any 60 s span then holds at most n requests. */
+		*burst = n >= 10 ? n / 10 : 1;
+		*rate = n > *burst ? (n - *burst) / 60 : n / 60;
+	} else {
+		return conf_error(sec, "rate", err, "'%s' is not a rate such "
+				  "as 5, 5/s or 200/min", v);
+	}
+	return 0;
+}
+
+static int generic_keys(struct remote *r, struct conf_section *sec,
+			const struct remote_defaults *d, char *err)
+{
+	unsigned long page = r->prov->max_page, conc = DEFAULT_CONCURRENCY;
+	unsigned long body = DEFAULT_MAX_BODY_MB, pages = DEFAULT_MAX_PAGES;
+	unsigned long entries = DEFAULT_MAX_ENTRIES;
+	double timeout = d->timeout, deadline = d->deadline;
+	double rate = r->prov->rate, burst = r->prov->burst;
+	const char *rs = conf_get(sec, "rate");
+	int rc;
+
+	r->ttl = d->ttl;
+	if ((rc = conf_double(sec, "ttl", 0, 31536000, &r->ttl, err)) ||
+	    (rc = conf_double(sec, "timeout", 0.1, 3600, &timeout, err)) ||
+	    (rc = conf_double(sec, "deadline", 0.1, 3600, &deadline, err)) ||
+	    (rc = conf_uint(sec, "concurrency", 1, 32, &conc, err)) ||
+	    (rc = conf_uint(sec, "max_body_mb", 1, 4096, &body, err)) ||
+	    (rc = conf_uint(sec, "max_pages", 1, 10000000, &pages, err)) ||
+	    (rc = conf_uint(sec, "max_entries", 1, 100000000, &entries, err)))
+		return rc;
+	if (r->prov->max_page &&
+	    (rc = conf_uint(sec, "page_size", 1, r->prov->max_page, &page,
+			    err)))
+		return rc;
+	if (rs && (rc = parse_rate(sec, rs, &rate, &burst, err)))
+		return rc;
+	r->page_size = (unsigned)page;
+	r->timeout_ms = (long)(timeout * 1000);
+	r->deadline_ms = (long)(deadline * 1000);
+	r->concurrency = (unsigned)conc;
+	r->max_body = body << 20;
+	r->max_pages = (unsigned)pages;
+	r->max_entries = entries;
+	r->rl.rate = rate;
+	r->rl.burst = burst < 1 ? 1 : burst;
+	r->rl.tokens = r->rl.burst;
+	return 0;
+}
+
+static int leftover_keys(struct conf_section *sec, char *err)
+{
+	for (size_t i = 0; i < sec->nkv; i++)
+		if (!sec->kv[i].used)
+			return conf_error(sec, sec->kv[i].key, err,
+					  "unknown key");
+	return 0;
+}
+
+int remote_new(struct conf_section *sec, const struct remote_defaults *d,
+	       struct remote **out, char *err)
+{
+	const char *type = conf_get(sec, "type");
+	const char *url = conf_get(sec, "url");
+	struct remote *r;
+	char *base = NULL;
+	int rc;
+
+	if (!type)
+		type = sec->name;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	ratelimit_init(&r->rl, 0, 1);
+	r->prov = provider_find(type);
+	r->name = strdup(sec->name);
+	r->cur.total = r->last.total = -1;
+	r->rate.limit = r->rate.remaining = -1;
+	r->rate.reset_in = -1;
+	if (!r->prov) {
+		remote_free(r);
+		return conf_error(sec, conf_get(sec, "type") ? "type" : NULL,
+				  err, "unknown provider type '%s' (known: "
+				  "eventbridge, activecampaign, nango, "
+				  "persona, workato)", type);
+	}
+	rc = generic_keys(r, sec, d, err);
+	if (!rc && url)
+		rc = conf_url(sec, "url", url, &base, err);
+	if (!rc)
+		rc = r->prov->configure(sec, base, &r->state, err);
+	free(base);
+	if (!rc)
+		rc = leftover_keys(sec, err);
+	if (!rc && !(r->http = http_client_new()))
+		rc = -ENOMEM;
+	if (rc) {
+		remote_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void remote_free(struct remote *r)
+{
+	if (!r)
+		return;
+	if (r->state)
+		r->prov->release(r->state);
+	http_client_free(r->http);
+	ratelimit_destroy(&r->rl);
+	pthread_mutex_destroy(&r->lock);
+	free(r->name);
+	free(r);
+}
+
+void remote_stats(struct remote *r, bool *walking, struct walk_stats *cur,
+		  struct walk_stats *last, struct rate_info *rate)
+{
+	pthread_mutex_lock(&r->lock);
+	*walking = r->walking;
+	*cur = r->cur;
+	*last = r->last;
+	*rate = r->rate;
+	pthread_mutex_unlock(&r->lock);
+}
