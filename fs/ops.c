@@ -30,19 +30,19 @@ static void root_attr(struct connfs *fs, struct stat *st)
 	st->st_mtim = st->st_ctim = st->st_atim = fs->started;
 }
 
+/*
+ * Directory times are the mount time: they must not move when a listing
+ * loads, or rsync would touch every directory on every run.
+ */
 static void dir_attr(struct connfs *fs, struct dir *d, struct stat *st)
 {
-	struct snapshot *s = cache_peek(d->cache);
-
 	memset(st, 0, sizeof(*st));
 	st->st_ino = d->ino;
 	st->st_mode = S_IFDIR | (0555 & ~fs->umask);
 	st->st_nlink = 2;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_mtim = s ? s->newest : fs->started;
-	st->st_ctim = st->st_atim = st->st_mtim;
-	snapshot_put(s);
+	st->st_mtim = st->st_ctim = st->st_atim = fs->started;
 }
 
 static void file_attr(struct connfs *fs, const struct snap_entry *e,

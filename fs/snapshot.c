@@ -184,8 +184,6 @@ static int index_all(struct snapshot *s, const char *instance)
 		s->by_ino[h] = (uint32_t)i + 1;
 		e->snap = s;
 		s->bytes += e->size;
-		if (e->mtime.tv_sec > s->newest.tv_sec)
-			s->newest = e->mtime;
 	}
 	return 0;
 }

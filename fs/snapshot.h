@@ -37,7 +37,6 @@ struct snapshot {
 	uint32_t *by_name;	/* open addressing: index + 1, 0 = empty */
 	uint32_t *by_ino;
 	size_t slots;
-	struct timespec newest;	/* newest entry mtime: the directory's */
 	size_t bytes;		/* total rendered bytes */
 };
 

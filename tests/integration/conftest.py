@@ -1,0 +1,161 @@
+"""Integration fixtures: an in-process emulator and real connfs mounts.
+
+Every test mounts the real ./connfs binary (foreground, as a child process)
+against the emulator on 127.0.0.1 and uses real tools on the mount. A mount
+is always unmounted at the end and the daemon must then exit with 0.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)
+
+from emulator import CREDENTIALS, Emulator  # noqa: E402
+
+BINARY = os.path.join(ROOT, "connfs")
+AKID = "AKIDCONNFSTEST"
+AWS_SECRET = CREDENTIALS["eventbridge"][AKID][0]
+# Every secret a test hands connfs: none may ever appear in a file or log.
+SECRETS = [AWS_SECRET, CREDENTIALS["activecampaign"], CREDENTIALS["nango"],
+           CREDENTIALS["persona"], CREDENTIALS["workato"]]
+
+
+def daemon_env(home, extra=None):
+    """Environment with credentials for all five providers."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "AWS_ACCESS_KEY_ID": AKID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_REGION": "us-east-1",
+        "ACTIVECAMPAIGN_API_TOKEN": CREDENTIALS["activecampaign"],
+        "NANGO_SECRET_KEY": CREDENTIALS["nango"],
+        "PERSONA_API_KEY": CREDENTIALS["persona"],
+        "WORKATO_API_TOKEN": CREDENTIALS["workato"],
+    }
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    env.update(extra or {})
+    return env
+
+
+def config_text(sections):
+    """INI text from {"name": {"key": "value", ...}, ...}."""
+    out = []
+    for name, keys in sections.items():
+        out.append("[%s]" % name)
+        out.extend("%s = %s" % kv for kv in keys.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def is_mounted(path):
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path and line.split()[2] == "fuse.connfs"
+                   for line in f)
+
+
+class Mount:
+    """A running connfs daemon and its mount point."""
+
+    def __init__(self, tmp, emu, sections, options=(), env=None):
+        self.dir = str(tmp / "mnt")
+        os.makedirs(self.dir, exist_ok=True)
+        self.log = str(tmp / "connfs.log")
+        self.config = str(tmp / "config")
+        for keys in sections.values():
+            keys.setdefault("url", emu.url)
+        with open(self.config, "w") as f:
+            f.write(config_text(sections))
+        os.chmod(self.config, 0o600)
+        opts = ["config=" + self.config, "logfile=" + self.log,
+                "loglevel=debug"] + list(options)
+        self.errfile = str(tmp / "stderr")
+        self.stderr = open(self.errfile, "w")
+        self.proc = subprocess.Popen(
+            [BINARY, "-f", "-o", ",".join(opts), self.dir],
+            env=daemon_env(tmp, env), stdin=subprocess.DEVNULL,
+            stdout=self.stderr, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while not is_mounted(self.dir):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("connfs did not mount: " + self.output())
+            time.sleep(0.02)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def output(self):
+        with open(self.errfile, errors="replace") as f:
+            return f.read()
+
+    def logs(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def unmount(self):
+        """Unmounts; returns the daemon's exit status."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        if self.proc.poll() is None and is_mounted(self.dir):
+            subprocess.run(["fusermount3", "-u", self.dir], check=False)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            subprocess.run(["fusermount3", "-uz", self.dir], check=False)
+        if not self.stderr.closed:
+            self.stderr.close()
+        return rc
+
+
+@pytest.fixture(scope="session")
+def emu():
+    e = Emulator(port=0).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def fresh_emu(emu):
+    """The shared emulator with faults, latency and records cleared."""
+    emu.reset()
+    for p in ("eventbridge", "activecampaign", "nango", "persona", "workato"):
+        emu.set_connections(p, [])
+    yield emu
+    emu.reset()
+
+
+@pytest.fixture
+def mount(tmp_path, fresh_emu):
+    """Factory: mount(sections, options=..., env=...) → Mount."""
+    mounts = []
+
+    def make(sections, options=(), env=None):
+        m = Mount(tmp_path / ("m%d" % len(mounts)), fresh_emu, sections,
+                  options, env)
+        mounts.append(m)
+        return m
+
+    (tmp_path / "m0").mkdir()
+    for i in range(1, 8):
+        (tmp_path / ("m%d" % i)).mkdir()
+    yield make
+    for m in mounts:
+        rc = m.unmount()
+        assert rc == 0, "daemon exited with %s: %s" % (rc, m.output())
+        logs = m.logs() + m.output()
+        for s in SECRETS:
+            assert s not in logs, "a secret leaked into the log"
+        assert "runtime error" not in logs and "AddressSanitizer" not in logs
