@@ -229,19 +229,30 @@ int config_load(const char *path, struct config *cfg, char *err)
 	return rc;
 }
 
-/* True if any of the space-separated variables in names is set. */
+static bool all_set(char *group)
+{
+	char *save = NULL;
+
+	for (char *t = strtok_r(group, "+", &save); t;
+	     t = strtok_r(NULL, "+", &save)) {
+		const char *v = getenv(t);
+
+		if (!v || !*v)
+			return false;
+	}
+	return true;
+}
+
+/* "A B+C": A is set, or both B and C are. */
 static bool env_present(const char *names)
 {
 	char buf[256], *save = NULL;
 
 	snprintf(buf, sizeof(buf), "%s", names);
 	for (char *t = strtok_r(buf, " ", &save); t;
-	     t = strtok_r(NULL, " ", &save)) {
-		const char *v = getenv(t);
-
-		if (v && *v)
+	     t = strtok_r(NULL, " ", &save))
+		if (all_set(t))
 			return true;
-	}
 	return false;
 }
 

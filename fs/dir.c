@@ -11,6 +11,7 @@
 #include "connfs.h"
 #include "log.h"
 #include "naming.h"
+#include "notify.h"
 #include "ratelimit.h"
 
 /* After a failed refresh, serve stale for this long before trying again. */
@@ -20,9 +21,12 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 {
 	struct dir *d = arg;
 	struct snap_builder b = { .instance = d->remote->name };
+	struct walk_stats cur, last;
 	struct walk_error werr;
 	struct cache_status st;
-	struct snapshot *s;
+	struct rate_info rate;
+	bool walking;
+	struct snapshot *s, *old;
 	int rc;
 
 	rc = remote_walk(d->remote, snap_builder_add, &b, &werr);
@@ -41,9 +45,12 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", d->remote->name);
 		return -ENOMEM;
 	}
+	old = cache_peek(d->cache);
+	notify_changes(d->ino, old, s);
+	snapshot_put(old);
+	remote_stats(d->remote, &walking, &cur, &last, &rate);
 	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",
-		d->remote->name, s->n, d->remote->last.pages,
-		d->remote->last.requests);
+		d->remote->name, s->n, last.pages, last.requests);
 	*value = s;
 	return 0;
 }
@@ -76,7 +83,8 @@ int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
 			       remotes[i]->ttl : RETRY_AFTER_FAILURE;
 
 		d->remote = remotes[i];
-		d->ino = (name_hash("dir", remotes[i]->name) >> 1) | 2;
+		/* Bit 62: never a file inode (bit 63) or a control one. */
+		d->ino = (name_hash("dir", remotes[i]->name) >> 2) | (1ULL << 62);
 		d->cache = cache_new(&dir_cache_ops, d, remotes[i]->ttl, retry,
 				     mono_now);
 		fs->ndirs++;

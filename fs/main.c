@@ -16,6 +16,7 @@
 #include "config.h"
 #include "connfs.h"
 #include "log.h"
+#include "notify.h"
 
 struct options {
 	char *config;
@@ -197,10 +198,12 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 	}
 	log_msg(LOG_INFO, "mounted %zu provider director%s on %s", fs->ndirs,
 		fs->ndirs == 1 ? "y" : "ies", co->mountpoint);
+	notify_start(se);
 	if (co->singlethread)
 		rc = fuse_session_loop(se);
 	else
 		rc = fuse_session_loop_mt(se, co->clone_fd);
+	notify_stop();
 	rc = rc < 0 ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(se);

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "connfs.h"
+#include "control.h"
+#include "status.h"
 
 static struct connfs *fs_of(fuse_req_t req)
 {
@@ -107,6 +109,22 @@ static void lookup_root(fuse_req_t req, struct connfs *fs, const char *name)
 	fuse_reply_entry(req, &ep);
 }
 
+/* Control entries are never cached: they change with every look. */
+static void lookup_control(fuse_req_t req, struct connfs *fs,
+			   fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param ep;
+	struct stat st;
+	int rc = control_lookup(fs, parent, name, &st);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	entry_param(&ep, &st, 0);
+	fuse_reply_entry(req, &ep);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct connfs *fs = fs_of(req);
@@ -117,6 +135,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct stat st;
 	int rc;
 
+	if ((parent == ROOT_INO && !strcmp(name, CONTROL_NAME)) ||
+	    control_ino(parent)) {
+		lookup_control(req, fs, parent, name);
+		return;
+	}
 	if (parent == ROOT_INO) {
 		lookup_root(req, fs, name);
 		return;
@@ -151,7 +174,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	const struct snap_entry *e;
 	struct stat st;
 
-	if (ino == ROOT_INO) {
+	if (control_ino(ino)) {
+		if (control_getattr(fs, ino, &st)) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		fuse_reply_attr(req, &st, 0);
+		return;
+	} else if (ino == ROOT_INO) {
 		root_attr(fs, &st);
 	} else if (d) {
 		dir_attr(fs, d, &st);
@@ -179,7 +209,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	fi->fh = 0;
-	if (ino != ROOT_INO && !d) {
+	if (ino != ROOT_INO && !d && !control_ino(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -246,6 +276,12 @@ static bool fill(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
 				 &st, 0, (off_t)i + 1);
 	}
 	i -= 2;
+	if (control_ino(ino)) {
+		const char *name = control_child(fs, ino, i, &st);
+
+		return !name || add_entry(req, buf, size, used, plus, name, &st,
+					  0, (off_t)i + 3);
+	}
 	if (!s) {
 		dir_attr(fs, &fs->dirs[i], &st);
 		return add_entry(req, buf, size, used, plus,
@@ -263,6 +299,11 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct connfs *fs = fs_of(req);
 	const struct snapshot *s = (struct snapshot *)(uintptr_t)fi->fh;
 	size_t count = 2 + (s ? s->n : fs->ndirs), used = 0;
+	struct stat st;
+
+	if (control_ino(ino))
+		for (count = 2; control_child(fs, ino, count - 2, &st); count++)
+			;
 	char *buf = malloc(size);
 
 	if (!buf) {
@@ -288,6 +329,31 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	readdir_common(req, ino, size, off, fi, true);
 }
 
+/* Content rendered once per open; direct I/O since the size varies. */
+struct control_file {
+	char *data;
+	size_t size;
+};
+
+static void open_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct control_file *cf = calloc(1, sizeof(*cf));
+	int rc = cf ? control_open(fs, ino, &cf->data, &cf->size) : -ENOMEM;
+
+	if (rc) {
+		free(cf);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)cf;
+	fi->direct_io = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		free(cf->data);
+		free(cf);
+	}
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct connfs *fs = fs_of(req);
@@ -296,6 +362,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (control_ino(ino)) {
+		open_control(req, fs, ino, fi);
 		return;
 	}
 	if (connfs_dir_by_ino(fs, ino) || ino == ROOT_INO) {
@@ -320,24 +390,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
+	const struct control_file *cf = (const void *)(uintptr_t)fi->fh;
+	const char *data = control_ino(ino) ? cf->data : e->data;
+	size_t total = control_ino(ino) ? cf->size : e->size;
 
-	(void)ino;
-	if (off < 0 || (size_t)off >= e->size) {
+	if (off < 0 || (size_t)off >= total) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > e->size - (size_t)off)
-		size = e->size - (size_t)off;
-	fuse_reply_buf(req, e->data + off, size);
+	if (size > total - (size_t)off)
+		size = total - (size_t)off;
+	fuse_reply_buf(req, data + off, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
+	struct control_file *cf = (void *)(uintptr_t)fi->fh;
 
-	(void)ino;
-	snapshot_put(e->snap);
+	if (control_ino(ino)) {
+		free(cf->data);
+		free(cf);
+	} else {
+		snapshot_put(e->snap);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -413,6 +490,66 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
+static void reply_xattr_value(fuse_req_t req, const char *v, size_t len,
+			      size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, len);
+}
+
+/* Finds the directory or file behind ino (e: new snapshot reference). */
+static struct dir *xattr_target(struct connfs *fs, fuse_ino_t ino,
+				const struct snap_entry **e)
+{
+	struct dir *d = connfs_dir_by_ino(fs, ino);
+
+	*e = NULL;
+	if (d || ino == ROOT_INO || control_ino(ino))
+		return d;
+	*e = find_file(fs, ino, &d);
+	return *e ? d : NULL;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	const struct snap_entry *e;
+	struct dir *d = xattr_target(fs_of(req), ino, &e);
+	char *v = NULL;
+	int err = -ENODATA;
+
+	/* ls -l asks for security.* and ACLs on every entry: be quick. */
+	if (d)
+		v = status_xattr(d, e, name, &err);
+	if (v)
+		reply_xattr_value(req, v, strlen(v), size);
+	else
+		fuse_reply_err(req, -err);
+	free(v);
+	if (e)
+		snapshot_put(e->snap);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	const struct snap_entry *e;
+	struct dir *d = xattr_target(fs_of(req), ino, &e);
+	size_t len = 0;
+	char *v = d ? status_xattr_list(e, &len) : NULL;
+
+	if (d && !v)
+		fuse_reply_err(req, ENOMEM);
+	else
+		reply_xattr_value(req, v ? v : "", len, size);
+	free(v);
+	if (e)
+		snapshot_put(e->snap);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -441,4 +578,6 @@ const struct fuse_lowlevel_ops connfs_ops = {
 	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
 };

@@ -50,6 +50,12 @@ int http_req_header(struct http_req *req, const char *fmt, ...)
 	va_end(ap);
 	if (!h)
 		return -ENOMEM;
+	/* A CR or LF would smuggle another header into the request. */
+	if (strpbrk(h, "\r\n")) {
+		explicit_bzero(h, strlen(h));
+		free(h);
+		return -EINVAL;
+	}
 	req->headers[req->nheaders++] = h;
 	return 0;
 }

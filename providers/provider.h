@@ -93,7 +93,8 @@ struct provider {
 	unsigned burst;		/* requests allowed back to back */
 	/*
 	 * Environment variables that mean "credentials for this provider are
-	 * present" (space-separated, any one suffices): without a config
+	 * present": space-separated alternatives, each one variable or
+	 * several joined by '+' that must all be set. Without a config
 	 * file, connfs mounts every provider whose variables are set.
 	 */
 	const char *env_secret;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,15 @@ static int run_command(const char *cmd, char **out, char *err, size_t len)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* A token becomes an HTTP header value: no line breaks or controls. */
+static bool header_safe(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return false;
+	return true;
+}
+
 int secret_refresh(struct secret *sec, char *err, size_t errlen)
 {
 	char *v = NULL;
@@ -163,6 +173,11 @@ int secret_refresh(struct secret *sec, char *err, size_t errlen)
 		return 0;
 	if (rc)
 		return rc;
+	if (!header_safe(v)) {
+		secret_free(v);
+		snprintf(err, errlen, "the token contains control characters");
+		return -EINVAL;
+	}
 	secret_free(sec->value);
 	sec->value = v;
 	return 0;
@@ -194,6 +209,9 @@ int secret_configure(struct secret *sec, struct conf_section *s,
 	if (tok || (!file && !cmd)) {
 		const char *v = tok ? tok : env ? getenv(env) : NULL;
 
+		if (v && !header_safe(v))
+			return conf_error(s, tok ? "token" : NULL, err,
+					  "the token contains control characters");
 		if (!v || !*v)
 			return conf_error(s, NULL, err, "no API token: set "
 					  "token, token_file or token_command%s%s",

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import parse_qs, quote
 
 PROVIDERS = ("eventbridge", "activecampaign", "nango", "persona", "workato")

@@ -7,6 +7,7 @@ fieldsets, `Key-Inflection`, and the `RateLimit-*` / `Request-Id` /
 """
 
 import math
+import random
 import re
 import time
 from bisect import bisect_left, bisect_right
@@ -83,7 +84,7 @@ class Persona(Provider):
     # --- envelope -------------------------------------------------------------
     def json(self, status, doc, headers=None):
         resp = super().json(status, doc, headers)
-        resp.set_header("Request-Id", "req_" + gen._rid(gen.random.Random(), 24))
+        resp.set_header("Request-Id", "req_" + "".join(random.choices(gen.ALNUM, k=24)))
         return resp
 
     def fail(self, status, title, details=None):

@@ -1,0 +1,35 @@
+/*
+ * connfs's own entries under the hidden root directory `.connfs`: left out
+ * of readdir of the root, so ls, find, grep -r, tar and rsync of the mount
+ * see connections only, but reachable by name:
+ *
+ *   .connfs/status          table of every directory's freshness
+ *   .connfs/status.json     the same as JSON
+ *   .connfs/refresh/NAME    reading it refreshes directory NAME now
+ *   .connfs/refresh/all     reading it refreshes every directory
+ *
+ * Refresh files are 0400: only the mount's owner (and root) may read them.
+ */
+#ifndef CONNFS_CONTROL_H
+#define CONNFS_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "connfs.h"
+
+#define CONTROL_NAME ".connfs"
+
+bool control_ino(uint64_t ino);
+/* 0 and attributes, or -ENOENT. parent is ROOT_INO or a control dir. */
+int control_lookup(struct connfs *fs, uint64_t parent, const char *name,
+		   struct stat *st);
+int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st);
+/* Names of a control directory's children; NULL at the end. */
+const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
+			  struct stat *st);
+/* Renders a control file's content at open (new buffer). */
+int control_open(struct connfs *fs, uint64_t ino, char **data, size_t *len);
+
+#endif
