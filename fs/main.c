@@ -6,6 +6,9 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <fuse_lowlevel.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include "connfs.h"
 #include "log.h"
 #include "notify.h"
+#include "status.h"
 
 struct options {
 	char *config;
@@ -28,7 +32,12 @@ struct options {
 	int uid;
 	int gid;
 	int umask;
+	int check;
+	char *nonopt[2];	/* mount.fuse3 passes SOURCE MOUNTPOINT */
+	int nnonopt;
 };
+
+enum { KEY_CHECK };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
 static const struct fuse_opt option_spec[] = {
@@ -41,12 +50,44 @@ static const struct fuse_opt option_spec[] = {
 	OPT("uid=%d", uid),
 	OPT("gid=%d", gid),
 	OPT("umask=%o", umask),
+	FUSE_OPT_KEY("--check", KEY_CHECK),
+	/* fstab options meant for mount(8), not for us. */
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END
 };
 
+/* Keeps positional arguments aside: the last one is the mount point. */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *out)
+{
+	struct options *o = data;
+
+	(void)out;
+	if (key == KEY_CHECK) {
+		o->check = 1;
+		return 0;
+	}
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nnonopt == 2) {
+		fprintf(stderr, "connfs: unexpected argument '%s'\n", arg);
+		return -1;
+	}
+	o->nonopt[o->nnonopt++] = strdup(arg);
+	return 0;
+}
+
 static void usage(const char *prog)
 {
-	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] MOUNTPOINT\n\n"
+	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	       "       %s --check [-o config=PATH]\n"
+	       "       %s status MOUNTPOINT\n"
+	       "       %s refresh MOUNTPOINT [DIRECTORY...]\n\n"
 	       "Mounts the connections of cloud and SaaS accounts as JSON "
 	       "files.\n\n"
 	       "connfs options:\n"
@@ -60,12 +101,14 @@ static void usage(const char *prog)
 	       "stderr/syslog\n"
 	       "    -o uid=N,gid=N       owner of every file\n"
 	       "    -o umask=NNN         mask for the 0444/0555 modes\n"
+	       "    --check              check configuration, credentials and "
+	       "one list request per directory\n"
 	       "    -f                   stay in the foreground\n"
 	       "    -d                   debug (implies -f)\n"
 	       "    -s                   single-threaded\n"
 	       "    -h, --help           this help\n"
 	       "    -V, --version        version\n\n"
-	       "See connfs(1).\n", prog);
+	       "See connfs(1).\n", prog, prog, prog, prog);
 }
 
 static int parse_seconds(const char *name, const char *v, double *out)
@@ -177,10 +220,64 @@ static int setup_logging(const struct options *o, bool debug)
 	return 0;
 }
 
+/* SIGHUP refreshes every directory, from a thread of its own. */
+static sem_t hup;
+static volatile sig_atomic_t stopping;
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	sem_post(&hup);
+}
+
+static void *refresher(void *arg)
+{
+	struct connfs *fs = arg;
+
+	for (;;) {
+		while (sem_wait(&hup) && errno == EINTR)
+			;
+		if (stopping)
+			return NULL;
+		log_msg(LOG_INFO, "SIGHUP: refreshing every directory");
+		for (size_t i = 0; i < fs->ndirs; i++) {
+			size_t len;
+			char *line = status_refresh(&fs->dirs[i], &len);
+
+			if (line) {
+				line[strcspn(line, "\n")] = '\0';
+				log_msg(LOG_INFO, "%s", line);
+			}
+			free(line);
+		}
+	}
+}
+
+static int start_refresher(struct connfs *fs, pthread_t *tid)
+{
+	struct sigaction sa = { .sa_handler = on_hup };
+
+	sem_init(&hup, 0, 0);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (pthread_create(tid, NULL, refresher, fs))
+		return -1;
+	return sigaction(SIGHUP, &sa, NULL);
+}
+
+static void stop_refresher(pthread_t tid)
+{
+	stopping = 1;
+	sem_post(&hup);
+	pthread_join(tid, NULL);
+	sem_destroy(&hup);
+}
+
 static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 		 struct connfs *fs)
 {
 	struct fuse_session *se;
+	pthread_t tid;
 	int rc = 1;
 
 	se = fuse_session_new(args, &connfs_ops, sizeof(connfs_ops), fs);
@@ -199,10 +296,15 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 	log_msg(LOG_INFO, "mounted %zu provider director%s on %s", fs->ndirs,
 		fs->ndirs == 1 ? "y" : "ies", co->mountpoint);
 	notify_start(se);
+	if (start_refresher(fs, &tid)) {
+		notify_stop();
+		goto out_unmount;
+	}
 	if (co->singlethread)
 		rc = fuse_session_loop(se);
 	else
 		rc = fuse_session_loop_mt(se, co->clone_fd);
+	stop_refresher(tid);
 	notify_stop();
 	rc = rc < 0 ? 1 : 0;
 out_unmount:
@@ -214,6 +316,74 @@ out_destroy:
 	return rc;
 }
 
+/* --check: one list request per directory, a line each. */
+static int check(struct connfs *fs)
+{
+	int failures = 0;
+
+	for (size_t i = 0; i < fs->ndirs; i++) {
+		struct remote *r = fs->dirs[i].remote;
+		struct walk_error werr;
+		unsigned long n = 0;
+
+		if (remote_probe(r, &n, &werr)) {
+			size_t skip = strlen(r->name);
+
+			/* Messages start with the directory name already. */
+			skip = strncmp(werr.msg, r->name, skip) == 0 &&
+			       werr.msg[skip] == ':' ? skip + 2 : 0;
+			printf("%s: FAILED: %s\n", r->name, werr.msg + skip);
+			failures++;
+		} else {
+			printf("%s: ok (%s, %lu connection%s on the first "
+			       "page)\n", r->name, r->prov->name, n,
+			       n == 1 ? "" : "s");
+		}
+	}
+	return failures ? 1 : 0;
+}
+
+/* `connfs status MNT` and `connfs refresh MNT [DIR...]`: read the files. */
+static int cat_control(const char *mnt, const char *file)
+{
+	char path[4096], buf[8192];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/.connfs/%s", mnt, file);
+	f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "connfs: %s: %s (is %s a connfs mount?)\n",
+			path, strerror(errno), mnt);
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stdout);
+	fclose(f);
+	return 0;
+}
+
+static int subcommand(int argc, char *argv[])
+{
+	char file[512];
+	int rc = 0;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: connfs %s MOUNTPOINT%s\n", argv[1],
+			strcmp(argv[1], "refresh") ? "" : " [DIRECTORY...]");
+		return 2;
+	}
+	if (!strcmp(argv[1], "status"))
+		return cat_control(argv[2], "status");
+	if (argc == 3)
+		return cat_control(argv[2], "refresh/all");
+	for (int i = 3; i < argc; i++) {
+		snprintf(file, sizeof(file), "refresh/%s", argv[i]);
+		rc |= cat_control(argv[2], file);
+	}
+	return rc;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -222,8 +392,14 @@ int main(int argc, char *argv[])
 	struct connfs fs = { 0 };
 	int rc;
 
-	if (fuse_opt_parse(&args, &o, option_spec, NULL) ||
-	    fuse_parse_cmdline(&args, &co))
+	if (argc > 1 && (!strcmp(argv[1], "status") ||
+			 !strcmp(argv[1], "refresh")))
+		return subcommand(argc, argv);
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc))
+		return 2;
+	if (o.nnonopt && fuse_opt_add_arg(&args, o.nonopt[o.nnonopt - 1]))
+		return 2;
+	if (fuse_parse_cmdline(&args, &co))
 		return 2;
 	if (co.show_help) {
 		usage(argv[0]);
@@ -235,7 +411,7 @@ int main(int argc, char *argv[])
 		fuse_lowlevel_version();
 		return 0;
 	}
-	if (!co.mountpoint) {
+	if (!co.mountpoint && !o.check) {
 		fprintf(stderr, "connfs: no mount point given (see --help)\n");
 		return 2;
 	}
@@ -245,6 +421,12 @@ int main(int argc, char *argv[])
 	if (build(&o, &fs)) {
 		curl_global_cleanup();
 		return 1;
+	}
+	if (o.check) {
+		rc = check(&fs);
+		connfs_release(&fs);
+		curl_global_cleanup();
+		return rc;
 	}
 	fs.uid = o.uid >= 0 ? (uid_t)o.uid : getuid();
 	fs.gid = o.gid >= 0 ? (gid_t)o.gid : getgid();
@@ -256,6 +438,8 @@ int main(int argc, char *argv[])
 	connfs_release(&fs);
 	curl_global_cleanup();
 	free(co.mountpoint);
+	free(o.nonopt[0]);
+	free(o.nonopt[1]);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -609,3 +609,26 @@ int remote_walk(struct remote *r, walk_sink_fn sink, void *arg,
 	pthread_mutex_destroy(&w.lock);
 	return rc;
 }
+
+int remote_probe(struct remote *r, unsigned long *n, struct walk_error *werr)
+{
+	struct walk w = { .r = r, .werr = werr, .started = mono_now() };
+	struct page_req pr = { .size = r->page_size };
+	struct page pg = { .total = -1 };
+	char err[256] = "";
+	int rc;
+
+	memset(werr, 0, sizeof(*werr));
+	w.deadline = w.started + r->deadline_ms / 1e3;
+	pthread_mutex_init(&w.lock, NULL);
+	if (r->prov->begin_walk &&
+	    (rc = r->prov->begin_walk(r->state, err, sizeof(err))))
+		rc = fail(&w, -EIO, 0, "%s: %s", r->name, err);
+	else if ((rc = fetch(&w, &pr, &pg)) == WALK_RESTART)
+		rc = fail(&w, -EIO, 400, "%s: the API refused the first page",
+			  r->name);
+	*n = pg.n;
+	page_release(&pg);
+	pthread_mutex_destroy(&w.lock);
+	return rc;
+}

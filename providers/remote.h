@@ -85,6 +85,12 @@ typedef int (*walk_sink_fn)(void *arg, struct page *pg);
 int remote_walk(struct remote *r, walk_sink_fn sink, void *arg,
 		struct walk_error *werr);
 
+/*
+ * Fetches only the first page (for --check): credentials, URL and the API
+ * answer. *n gets the number of connections on that page.
+ */
+int remote_probe(struct remote *r, unsigned long *n, struct walk_error *werr);
+
 /* A copy of the counters: the walk in progress (if any) and the last. */
 void remote_stats(struct remote *r, bool *walking, struct walk_stats *cur,
 		  struct walk_stats *last, struct rate_info *rate);
