@@ -20,6 +20,7 @@ struct dir {
 	struct remote *remote;
 	struct cache *cache;
 	uint64_t ino;
+	_Atomic uint64_t listed_gen;	/* snapshot the kernel last listed */
 };
 
 struct connfs {

@@ -219,6 +219,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 			return;
 		}
 		fi->fh = (uintptr_t)s;
+		/* The kernel may keep its cached listing while the snapshot it
+		 * was built from is still the current one. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = atomic_exchange(&d->listed_gen, s->gen) ==
+				 s->gen;
 	}
 	fuse_reply_open(req, fi);
 }
@@ -382,6 +387,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Content never changes within a snapshot: after the first open of
 	 * this entry the kernel's cached pages are still right. */
 	fi->keep_cache = atomic_exchange(&e->opened, true);
+	/* Nothing to flush in a read-only file: spare the FLUSH upcall. */
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		snapshot_put(e->snap);
 }

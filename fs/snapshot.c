@@ -213,7 +213,10 @@ struct snapshot *snap_builder_finish(struct snap_builder *b)
 	s->n = b->n;
 	b->v = NULL;
 	b->n = b->cap = 0;
+	static atomic_uint_fast64_t generations;
+
 	atomic_init(&s->refs, 1);
+	s->gen = atomic_fetch_add(&generations, 1) + 1;
 	if (index_all(s, b->instance)) {
 		snapshot_free(s);
 		return NULL;

@@ -32,6 +32,7 @@ struct snap_entry {
 
 struct snapshot {
 	atomic_int refs;
+	uint64_t gen;		/* unique per snapshot, never reused */
 	struct snap_entry *v;
 	size_t n;
 	uint32_t *by_name;	/* open addressing: index + 1, 0 = empty */

@@ -386,8 +386,14 @@ static void ng_classify_error(void *state, const struct page_req *pr,
 		memcpy(e->msg, text, sizeof(e->msg));
 	if (code && strcmp(code, "too_many_request") == 0)
 		e->cls = API_THROTTLE;
-	e->retry_after = resp->retry_after >= 0 ? resp->retry_after :
-						  ng_reset_in(resp);
+	/*
+	 * Nango sends X-RateLimit-Reset on every response: it is a wait only
+	 * when throttled. Waiting for it after a 5xx would sleep until the
+	 * rate window ends (up to a minute) and blow the walk's deadline.
+	 */
+	e->retry_after = resp->retry_after;
+	if (e->retry_after < 0 && e->cls == API_THROTTLE)
+		e->retry_after = ng_reset_in(resp);
 	cJSON_Delete(root);
 }
 

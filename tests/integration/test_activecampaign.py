@@ -335,7 +335,7 @@ def test_transient_500s_are_retried(mount, fresh_emu):
 
 
 def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
-    conns = fresh_emu.generate(P, 40, seed=6)
+    fresh_emu.generate(P, 40, seed=6)
     m = mount(ac(ttl="1"))
     before = sorted(os.listdir(m.path(P)))
     with open(m.path(P, before[0]), "rb") as f:
@@ -348,7 +348,6 @@ def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
         assert f.read() == content
     assert "keeping the last good listing" in m.logs()
     assert fresh_emu.count(P) == 2
-    assert len(conns) == 40
 
 
 def test_filter_must_not_be_empty(tmp_path, fresh_emu):
