@@ -45,6 +45,7 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", d->remote->name);
 		return -ENOMEM;
 	}
+	s->ttl = d->remote->ttl;
 	old = cache_peek(d->cache);
 	notify_changes(d->ino, old, s);
 	snapshot_put(old);

@@ -328,11 +328,20 @@ static int check(struct connfs *fs)
 
 		if (remote_probe(r, &n, &werr)) {
 			size_t skip = strlen(r->name);
+			char http[32] = "";
 
 			/* Messages start with the directory name already. */
 			skip = strncmp(werr.msg, r->name, skip) == 0 &&
 			       werr.msg[skip] == ':' ? skip + 2 : 0;
-			printf("%s: FAILED: %s\n", r->name, werr.msg + skip);
+			/* Name the HTTP status unless the message does. */
+			if (werr.status > 0) {
+				snprintf(http, sizeof(http), "HTTP %ld",
+					 werr.status);
+				if (strstr(werr.msg, http))
+					http[0] = '\0';
+			}
+			printf("%s: FAILED: %s%s%s%s\n", r->name, werr.msg + skip,
+			       http[0] ? " (" : "", http, http[0] ? ")" : "");
 			failures++;
 		} else {
 			printf("%s: ok (%s, %lu connection%s on the first "
@@ -343,24 +352,46 @@ static int check(struct connfs *fs)
 	return failures ? 1 : 0;
 }
 
-/* `connfs status MNT` and `connfs refresh MNT [DIR...]`: read the files. */
+/*
+ * `connfs status MNT` and `connfs refresh MNT [DIR...]`: read the files.
+ * 1 if the file cannot be read or a refresh it reports failed.
+ */
 static int cat_control(const char *mnt, const char *file)
 {
-	char path[4096], buf[8192];
-	size_t n;
+	char path[4096], line[8192];
+	bool failed = false;
+	int err;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/.connfs/%s", mnt, file);
 	f = fopen(path, "re");
 	if (!f) {
-		fprintf(stderr, "connfs: %s: %s (is %s a connfs mount?)\n",
-			path, strerror(errno), mnt);
+		err = errno;
+		snprintf(path, sizeof(path), "%s/.connfs/status", mnt);
+		if (err == ENOENT && !strncmp(file, "refresh/", 8) &&
+		    access(path, F_OK) == 0)
+			fprintf(stderr, "connfs: %s: no directory '%s' in this "
+				"mount\n", mnt, file + 8);
+		else
+			fprintf(stderr, "connfs: %s/.connfs/%s: %s (is %s a "
+				"connfs mount?)\n", mnt, file, strerror(err),
+				mnt);
 		return 1;
 	}
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stdout);
+	while (fgets(line, sizeof(line), f)) {
+		/* status_refresh(): "NAME: refresh failed..." */
+		if (!strncmp(file, "refresh/", 8) &&
+		    strstr(line, ": refresh failed"))
+			failed = true;
+		fputs(line, stdout);
+	}
+	err = ferror(f) ? errno : 0;
 	fclose(f);
-	return 0;
+	if (err) {
+		fprintf(stderr, "connfs: %s: %s\n", path, strerror(err));
+		return 1;
+	}
+	return failed ? 1 : 0;
 }
 
 static int subcommand(int argc, char *argv[])
@@ -384,11 +415,37 @@ static int subcommand(int argc, char *argv[])
 	return rc;
 }
 
+static void free_options(struct options *o)
+{
+	free(o->config);
+	free(o->ttl);
+	free(o->timeout);
+	free(o->deadline);
+	free(o->loglevel);
+	free(o->logfile);
+	free(o->nonopt[0]);
+	free(o->nonopt[1]);
+}
+
+/* Everything main() sets up; rc passed through. */
+static int cleanup(int rc, struct options *o, struct fuse_args *args,
+		   char *mountpoint)
+{
+	free(mountpoint);
+	free_options(o);
+	fuse_opt_free_args(args);
+	if (logfile) {
+		fclose(logfile);
+		logfile = NULL;
+	}
+	return rc;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o = { .uid = -1, .gid = -1, .umask = 0 };
-	struct fuse_cmdline_opts co;
+	struct fuse_cmdline_opts co = { 0 };
 	struct connfs fs = { 0 };
 	int rc;
 
@@ -396,37 +453,37 @@ int main(int argc, char *argv[])
 			 !strcmp(argv[1], "refresh")))
 		return subcommand(argc, argv);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc))
-		return 2;
+		return cleanup(2, &o, &args, NULL);
 	if (o.nnonopt && fuse_opt_add_arg(&args, o.nonopt[o.nnonopt - 1]))
-		return 2;
+		return cleanup(2, &o, &args, NULL);
 	if (fuse_parse_cmdline(&args, &co))
-		return 2;
+		return cleanup(2, &o, &args, NULL);
 	if (co.show_help) {
 		usage(argv[0]);
 		fuse_lowlevel_help();
-		return 0;
+		return cleanup(0, &o, &args, co.mountpoint);
 	}
 	if (co.show_version) {
 		printf("connfs %s\n", CONNFS_VERSION);
 		fuse_lowlevel_version();
-		return 0;
+		return cleanup(0, &o, &args, co.mountpoint);
 	}
 	if (!co.mountpoint && !o.check) {
 		fprintf(stderr, "connfs: no mount point given (see --help)\n");
-		return 2;
+		return cleanup(2, &o, &args, NULL);
 	}
 	if (setup_logging(&o, co.debug))
-		return 2;
+		return cleanup(2, &o, &args, co.mountpoint);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (build(&o, &fs)) {
 		curl_global_cleanup();
-		return 1;
+		return cleanup(1, &o, &args, co.mountpoint);
 	}
 	if (o.check) {
 		rc = check(&fs);
 		connfs_release(&fs);
 		curl_global_cleanup();
-		return rc;
+		return cleanup(rc, &o, &args, co.mountpoint);
 	}
 	fs.uid = o.uid >= 0 ? (uid_t)o.uid : getuid();
 	fs.gid = o.gid >= 0 ? (gid_t)o.gid : getgid();
@@ -437,9 +494,5 @@ int main(int argc, char *argv[])
 	rc = serve(&args, &co, &fs);
 	connfs_release(&fs);
 	curl_global_cleanup();
-	free(co.mountpoint);
-	free(o.nonopt[0]);
-	free(o.nonopt[1]);
-	fuse_opt_free_args(&args);
-	return rc;
+	return cleanup(rc, &o, &args, co.mountpoint);
 }

@@ -173,6 +173,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct dir *d = connfs_dir_by_ino(fs, ino);
 	const struct snap_entry *e;
 	struct stat st;
+	double ttl;
 
 	if (control_ino(ino)) {
 		if (control_getattr(fs, ino, &st)) {
@@ -183,21 +184,23 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	} else if (ino == ROOT_INO) {
 		root_attr(fs, &st);
+		ttl = fs->ndirs ? dir_ttl(&fs->dirs[0]) : 0;
 	} else if (d) {
 		dir_attr(fs, d, &st);
+		ttl = dir_ttl(d);
 	} else if (fi && fi->fh) {
 		e = (const struct snap_entry *)(uintptr_t)fi->fh;
 		file_attr(fs, e, &st);
-		d = NULL;
+		ttl = e->snap->ttl;
 	} else if ((e = find_file(fs, ino, &d))) {
 		file_attr(fs, e, &st);
+		ttl = e->snap->ttl;
 		snapshot_put(e->snap);
 	} else {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fuse_reply_attr(req, &st, d ? dir_ttl(d) : fs->ndirs ?
-			dir_ttl(&fs->dirs[0]) : 0);
+	fuse_reply_attr(req, &st, ttl);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,

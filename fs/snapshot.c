@@ -2,6 +2,9 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,15 +32,64 @@ char *render_json(const cJSON *obj, size_t *len)
 
 static void entry_free(struct snap_entry *e)
 {
-	free(e->name);
-	free(e->id);
 	free(e->data);
+	e->data = e->name = e->id = NULL;
+}
+
+/* Packs JSON, name and id into one block owned by e->data. */
+static int pack(struct snap_entry *e, const char *json, size_t size,
+		const char *name, const char *id)
+{
+	size_t nlen = strlen(name) + 1, ilen = strlen(id) + 1;
+	char *block = malloc(size + 1 + nlen + ilen);
+
+	if (!block)
+		return -ENOMEM;
+	memcpy(block, json, size);
+	block[size] = '\0';
+	memcpy(block + size + 1, name, nlen);
+	memcpy(block + size + 1 + nlen, id, ilen);
+	free(e->data);
+	e->data = block;
+	e->size = size;
+	e->name = block + size + 1;
+	e->id = e->name + nlen;
+	return 0;
+}
+
+/* Renders obj into the builder's scratch buffer, growing it as needed. */
+static int render_scratch(struct snap_builder *b, const cJSON *obj,
+			  size_t *len)
+{
+	for (;;) {
+		char *p;
+
+		/* cJSON asks for 5 bytes of slack; keep one for "\n". */
+		if (b->scratch_len &&
+		    cJSON_PrintPreallocated((cJSON *)obj, b->scratch,
+					    (int)b->scratch_len - 6, 1)) {
+			*len = strlen(b->scratch);
+			b->scratch[(*len)++] = '\n';
+			return 0;
+		}
+		if (b->scratch_len >= (size_t)1 << 30)
+			return -EFBIG;
+		p = realloc(b->scratch, b->scratch_len ? b->scratch_len * 2 :
+					65536);
+		if (!p)
+			return -ENOMEM;
+		b->scratch_len = b->scratch_len ? b->scratch_len * 2 : 65536;
+		b->scratch = p;
+	}
 }
 
 /* Renders and names one parsed entry; collisions are resolved later. */
 static int take_entry(struct snap_builder *b, struct entry *in)
 {
 	struct snap_entry *e;
+	char *name;
+	size_t size;
+	int rc;
 
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
@@ -50,15 +102,14 @@ static int take_entry(struct snap_builder *b, struct entry *in)
 	}
 	e = &b->v[b->n];
 	memset(e, 0, sizeof(*e));
-	e->data = render_json(in->obj, &e->size);
-	e->name = name_encode(in->name[0], in->name[1], in->id);
-	if (!e->data || !e->name) {
-		entry_free(e);
-		return -ENOMEM;
-	}
+	name = name_encode(in->name[0], in->name[1], in->id);
+	rc = name ? render_scratch(b, in->obj, &size) : -ENOMEM;
+	if (!rc)
+		rc = pack(e, b->scratch, size, name, in->id);
+	free(name);
+	if (rc)
+		return rc;
 	e->mtime = in->mtime;
-	e->id = in->id;
-	in->id = NULL;
 	cJSON_Delete(in->obj);
 	in->obj = NULL;
 	b->n++;
@@ -85,8 +136,21 @@ void snap_builder_release(struct snap_builder *b)
 	for (size_t i = 0; i < b->n; i++)
 		entry_free(&b->v[i]);
 	free(b->v);
+	free(b->scratch);
 	b->v = NULL;
-	b->n = b->cap = 0;
+	b->scratch = NULL;
+	b->n = b->cap = b->scratch_len = 0;
+}
+
+/* qsort has no context argument: sorts run under build_lock. */
+static const struct snap_entry *sort_base;
+static int (*sort_cmp)(const void *, const void *);
+static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int by_index(const void *a, const void *b)
+{
+	return sort_cmp(&sort_base[*(const uint32_t *)a],
+			&sort_base[*(const uint32_t *)b]);
 }
 
 static int by_id(const void *a, const void *b)
@@ -104,12 +168,49 @@ static int by_name(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
+/*
+ * Sorts the entries through an index: glibc's qsort would otherwise copy
+ * the whole entry array into a temporary buffer of the same size.
+ */
+static int sort_entries(struct snap_builder *b,
+			int (*cmp)(const void *, const void *))
+{
+	uint32_t *idx = malloc(b->n * sizeof(*idx));
+	struct snap_entry tmp;
+
+	if (!idx && b->n)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		idx[i] = (uint32_t)i;
+	sort_base = b->v;
+	sort_cmp = cmp;
+	qsort(idx, b->n, sizeof(*idx), by_index);
+	/* Apply the permutation in place, one cycle at a time. */
+	for (size_t i = 0; i < b->n; i++) {
+		size_t j = i, k;
+
+		if (idx[i] == i)
+			continue;
+		tmp = b->v[i];
+		while ((k = idx[j]) != i) {
+			b->v[j] = b->v[k];
+			idx[j] = (uint32_t)j;
+			j = k;
+		}
+		b->v[j] = tmp;
+		idx[j] = (uint32_t)j;
+	}
+	free(idx);
+	return 0;
+}
+
 /* Offset paging can return a row twice: keep one per id. */
-static void dedupe(struct snap_builder *b)
+static int dedupe(struct snap_builder *b)
 {
 	size_t w = 0;
 
-	qsort(b->v, b->n, sizeof(*b->v), by_id);
+	if (sort_entries(b, by_id))
+		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
 		if (w && strcmp(b->v[w - 1].id, b->v[i].id) == 0) {
 			entry_free(&b->v[i]);
@@ -121,32 +222,48 @@ static void dedupe(struct snap_builder *b)
 		log_msg(LOG_DEBUG, "%s: dropped %zu duplicate rows",
 			b->instance, b->n - w);
 	b->n = w;
+	return 0;
 }
 
 /*
  * Entries sharing a name all get "~HASH(id)": the outcome depends on the
  * set of entries, never on the order the API listed them in.
  */
-static int disambiguate(struct snap_builder *b)
+static int disambiguate_once(struct snap_builder *b, bool *changed)
 {
-	qsort(b->v, b->n, sizeof(*b->v), by_name);
+	*changed = false;
+	if (sort_entries(b, by_name))
+		return -ENOMEM;
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
 
 		while (j < b->n && strcmp(b->v[i].name, b->v[j].name) == 0)
 			j++;
 		for (size_t k = i; j - i > 1 && k < j; k++) {
-			char *n = name_disambiguate(b->v[k].name, b->v[k].id);
+			struct snap_entry *e = &b->v[k];
+			char *n = name_disambiguate(e->name, e->id);
+			int rc = n ? pack(e, e->data, e->size, n, e->id) :
+				     -ENOMEM;
 
-			if (!n)
-				return -ENOMEM;
-			free(b->v[k].name);
-			b->v[k].name = n;
+			free(n);
+			if (rc)
+				return rc;
+			*changed = true;
 		}
 		i = j;
 	}
-	qsort(b->v, b->n, sizeof(*b->v), by_name);
 	return 0;
+}
+
+/* A suffixed name can itself collide with a real name: repeat until not. */
+static int disambiguate(struct snap_builder *b)
+{
+	bool changed = true;
+	int rc = 0;
+
+	for (int round = 0; changed && !rc && round < 4; round++)
+		rc = disambiguate_once(b, &changed);
+	return rc ? rc : sort_entries(b, by_name);
 }
 
 static size_t slot_count(size_t n)
@@ -201,13 +318,25 @@ static void snapshot_free(struct snapshot *s)
 struct snapshot *snap_builder_finish(struct snap_builder *b)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
+	int rc;
 
 	if (!s)
 		return NULL;
-	dedupe(b);
-	if (disambiguate(b)) {
+	pthread_mutex_lock(&build_lock);
+	rc = dedupe(b);
+	if (!rc)
+		rc = disambiguate(b);
+	pthread_mutex_unlock(&build_lock);
+	if (rc) {
 		free(s);
 		return NULL;
+	}
+	/* Give back the growth slack of the builder's array. */
+	if (b->n && b->n < b->cap) {
+		struct snap_entry *v = realloc(b->v, b->n * sizeof(*v));
+
+		if (v)
+			b->v = v;
 	}
 	s->v = b->v;
 	s->n = b->n;
@@ -221,6 +350,8 @@ struct snapshot *snap_builder_finish(struct snap_builder *b)
 		snapshot_free(s);
 		return NULL;
 	}
+	/* Hand the walk's transient memory (pages, parse trees) back. */
+	malloc_trim(0);
 	return s;
 }
 

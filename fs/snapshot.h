@@ -19,10 +19,14 @@
 
 struct snapshot;
 
+/*
+ * data, name and id live in one allocation (data): JSON bytes, NUL, name,
+ * NUL, id, NUL. At 100,000 entries a malloc header each adds megabytes.
+ */
 struct snap_entry {
 	char *name;		/* file name, unique in the snapshot */
 	char *id;		/* the connection's id at the provider */
-	char *data;		/* pretty-printed JSON + "\n" */
+	char *data;		/* pretty-printed JSON + "\n"; owns the block */
 	size_t size;
 	struct timespec mtime;
 	uint64_t ino;
@@ -33,6 +37,7 @@ struct snap_entry {
 struct snapshot {
 	atomic_int refs;
 	uint64_t gen;		/* unique per snapshot, never reused */
+	double ttl;		/* kernel cache timeout for its entries */
 	struct snap_entry *v;
 	size_t n;
 	uint32_t *by_name;	/* open addressing: index + 1, 0 = empty */
@@ -46,6 +51,8 @@ struct snap_builder {
 	struct snap_entry *v;
 	size_t n;
 	size_t cap;
+	char *scratch;		/* reused render buffer: one exact-size */
+	size_t scratch_len;	/* allocation per entry, no holes */
 };
 
 /* The walk sink (walk_sink_fn): renders and keeps the page's entries. */

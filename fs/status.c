@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +42,19 @@ static double wall_now(void)
 static void gather(struct dir *d, struct dstat *s)
 {
 	struct snapshot *snap = cache_peek(d->cache);
-	double mono = mono_now(), wall = wall_now();
+	double mono = mono_now(), wall = wall_now(), seen;
 
 	cache_status(d->cache, &s->cache);
 	remote_stats(d->remote, &s->walking, &s->cur, &s->last, &s->rate);
+	/* reset_in was counted from the response that reported it. */
+	if (s->rate.reset_in >= 0) {
+		pthread_mutex_lock(&d->remote->lock);
+		seen = d->remote->rate_seen;
+		pthread_mutex_unlock(&d->remote->lock);
+		s->rate.reset_in -= wall - seen;
+		if (s->rate.reset_in < 0)
+			s->rate.reset_in = 0;
+	}
 	s->entries = snap ? snap->n : 0;
 	snapshot_put(snap);
 	s->fetched = s->cache.has_value ? wall - (mono - s->cache.loaded_at) : 0;
@@ -77,7 +87,7 @@ static const char *state_of(const struct dstat *s)
 static int row(struct buf *b, struct dir *d)
 {
 	struct dstat s;
-	char age[32], progress[64] = "-", rate[48] = "-";
+	char age[32], progress[80] = "-", rate[48] = "-";
 
 	gather(d, &s);
 	if (s.age >= 0)
@@ -96,7 +106,7 @@ static int row(struct buf *b, struct dir *d)
 		snprintf(rate, sizeof(rate), "%ld/%ld reset %.0fs",
 			 s.rate.remaining, s.rate.limit, s.rate.reset_in);
 	return buf_printf(b, "%-20s %-14s %-10s %8zu %6s %6u %6u %7u  %-18s "
-			  "%-22s %s\n", d->remote->name, d->remote->prov->name,
+			  "%-30s %s\n", d->remote->name, d->remote->prov->name,
 			  state_of(&s), s.entries, age, s.last.pages,
 			  s.last.requests, s.last.retries, rate, progress,
 			  s.cache.last_err ? s.cache.last_msg : "-");
@@ -106,7 +116,7 @@ char *status_text(struct connfs *fs, size_t *len)
 {
 	struct buf b = { 0 };
 	int rc = buf_printf(&b, "%-20s %-14s %-10s %8s %6s %6s %6s %7s  %-18s "
-			    "%-22s %s\n", "DIRECTORY", "PROVIDER", "STATE",
+			    "%-30s %s\n", "DIRECTORY", "PROVIDER", "STATE",
 			    "ENTRIES", "AGE", "PAGES", "REQS", "RETRIES",
 			    "RATE-LIMIT", "PROGRESS", "LAST-ERROR");
 

@@ -101,9 +101,6 @@ static int ac_configure(struct conf_section *sec, const char *base_url,
 	if (!rc)
 		rc = secret_configure(&ac->secret, sec,
 				      "ACTIVECAMPAIGN_API_TOKEN", err);
-	if (!rc && strpbrk(ac->secret.value, "\r\n"))
-		rc = conf_error(sec, NULL, err, "the API token contains a "
-				"line break");
 	if (rc) {
 		ac_release(ac);
 		return rc;

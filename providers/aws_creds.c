@@ -5,6 +5,7 @@
 #include "aws_creds.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,13 @@ static void take(char **dst, const char *v)
 		*dst = strdup(v);
 }
 
-/* Reads keys of one section of an AWS INI file into c (first value wins). */
+/*
+ * Reads keys of one section of an AWS INI file into c (first value wins).
+ * With keys_set, only the region is taken: keys from the environment are
+ * never mixed with a session token from a file.
+ */
 static void read_profile(const char *path, const char *section,
-			 struct aws_creds *c, int *found)
+			 struct aws_creds *c, int *found, bool keys_set)
 {
 	char line[4096], cur[256] = "";
 	FILE *f = fopen(path, "re");
@@ -56,14 +61,16 @@ static void read_profile(const char *path, const char *section,
 			continue;
 		*eq = '\0';
 		*found = 1;
-		if (strcmp(trim(l), "aws_access_key_id") == 0)
+		if (strcmp(trim(l), "region") == 0)
+			take(&c->region, trim(eq + 1));
+		else if (keys_set)
+			continue;
+		else if (strcmp(trim(l), "aws_access_key_id") == 0)
 			take(&c->access_key, trim(eq + 1));
 		else if (strcmp(trim(l), "aws_secret_access_key") == 0)
 			take(&c->secret_key, trim(eq + 1));
 		else if (strcmp(trim(l), "aws_session_token") == 0)
 			take(&c->session_token, trim(eq + 1));
-		else if (strcmp(trim(l), "region") == 0)
-			take(&c->region, trim(eq + 1));
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
@@ -85,16 +92,17 @@ static void from_files(struct aws_creds *c, const char *profile, int *found)
 {
 	char *cred = aws_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	char *conf = aws_path("AWS_CONFIG_FILE", "config");
+	bool keys_set = c->access_key != NULL;
 	char section[300];
 
 	if (cred)
-		read_profile(cred, profile, c, found);
+		read_profile(cred, profile, c, found, keys_set);
 	if (strcmp(profile, "default") == 0)
 		snprintf(section, sizeof(section), "default");
 	else
 		snprintf(section, sizeof(section), "profile %s", profile);
 	if (conf)
-		read_profile(conf, section, c, found);
+		read_profile(conf, section, c, found, keys_set);
 	free(cred);
 	free(conf);
 }

@@ -94,8 +94,9 @@ static int eb_endpoint(struct eventbridge *eb, struct conf_section *sec,
 		eb->endpoint = strdup(base_url);
 	else if (env && *env)
 		return conf_url(sec, "url", env, &eb->endpoint, err);
-	else if (asprintf(&eb->endpoint, "https://events.%s.amazonaws.com",
-			  eb->region) < 0)
+	else if (asprintf(&eb->endpoint, "https://events.%s.amazonaws.com%s",
+			  eb->region, strncmp(eb->region, "cn-", 3) ? "" :
+			  ".cn") < 0)
 		eb->endpoint = NULL;
 	return eb->endpoint ? 0 : -ENOMEM;
 }
@@ -218,6 +219,7 @@ static int eb_entry(struct page *pg, cJSON *conn, size_t i, char *err,
 	if (!cJSON_IsObject(conn) || (!name && !arn)) {
 		snprintf(err, errlen, "eventbridge: connection %zu has neither "
 			 "Name nor ConnectionArn", i);
+		cJSON_Delete(conn);
 		return -EPROTO;
 	}
 	if (!json_num(conn, "LastModifiedTime", &t) || !json_time_epoch(t, &mtime))
@@ -257,13 +259,19 @@ static int eb_parse_list(void *state, const struct page_req *pr,
 	return rc;
 }
 
-/* `__type` may be namespaced (`…#Code`) or carry a `:…` suffix. */
+/* `__type` may carry a `:…` suffix and be namespaced (`…#Code`). */
 static void eb_code(const char *type, char *code, size_t len)
 {
-	const char *hash = strrchr(type, '#');
+	char buf[256];
+	const char *hash;
 
-	snprintf(code, len, "%s", hash ? hash + 1 : type);
-	code[strcspn(code, ":")] = '\0';
+	snprintf(buf, sizeof(buf), "%s", type);
+	buf[strcspn(buf, ":")] = '\0';
+	hash = strrchr(buf, '#');
+	hash = hash ? hash + 1 : buf;
+	len = strlen(hash) < len ? strlen(hash) + 1 : len;
+	memcpy(code, hash, len - 1);
+	code[len - 1] = '\0';
 }
 
 static void eb_classify_error(void *state, const struct page_req *pr,

@@ -132,7 +132,8 @@ bool json_time_epoch(double secs, struct timespec *out)
 		return false;
 	whole = floor(secs);
 	out->tv_sec = (time_t)whole;
-	out->tv_nsec = (long)llround((secs - whole) * 1e9);
+	/* A double holds an epoch to about a microsecond: round there. */
+	out->tv_nsec = (long)llround((secs - whole) * 1e6) * 1000;
 	if (out->tv_nsec >= 1000000000L) {
 		out->tv_sec++;
 		out->tv_nsec -= 1000000000L;

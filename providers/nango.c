@@ -173,9 +173,6 @@ static int ng_configure(struct conf_section *sec, const char *base_url,
 	if (!rc)
 		rc = secret_configure(&ng->secret, sec, "NANGO_SECRET_KEY",
 				      err);
-	if (!rc && strpbrk(ng->secret.value, "\r\n"))
-		rc = conf_error(sec, NULL, err, "the secret key contains a "
-				"line break");
 	if (rc) {
 		ng_release(ng);
 		return rc;

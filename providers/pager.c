@@ -182,14 +182,22 @@ static int request(struct walk *w, const struct page_req *pr,
 	int rc;
 
 	memset(e, 0, sizeof(*e));
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
 	if (left <= 0 || ratelimit_acquire(&r->rl, w->deadline))
 		return -ETIMEDOUT;
 	left = w->deadline - mono_now();
 	if (left * 1000 < tmo)
 		tmo = (long)(left * 1000);
 	rc = r->prov->build_list(r->state, pr, &req);
-	if (!rc)
-		rc = http_do(r->http, &req, tmo, r->max_body, resp);
+	if (rc) {
+		http_req_release(&req);
+		e->cls = API_FATAL;
+		snprintf(e->msg, sizeof(e->msg), "cannot build the request: %s",
+			 strerror(-rc));
+		return -EIO;
+	}
+	rc = http_do(r->http, &req, tmo, r->max_body, resp);
 	http_req_release(&req);
 	count(r, 1, 0);
 	if (rc == -EFBIG) {

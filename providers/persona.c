@@ -117,9 +117,6 @@ static int ps_configure(struct conf_section *sec, const char *base_url,
 		rc = ps_options(ps, sec, err);
 	if (!rc)
 		rc = secret_configure(&ps->secret, sec, PERSONA_ENV, err);
-	if (!rc && strpbrk(ps->secret.value, "\r\n"))
-		rc = conf_error(sec, NULL, err, "the API key (token or "
-				PERSONA_ENV ") contains a line break");
 	if (rc) {
 		ps_release(ps);
 		return rc;

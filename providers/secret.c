@@ -132,7 +132,6 @@ static int run_command(const char *cmd, char **out, char *err, size_t len)
 	close(fds[0]);
 	if (rc == -ETIMEDOUT)
 		kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (rc == -ETIMEDOUT) {
@@ -140,6 +139,12 @@ static int run_command(const char *cmd, char **out, char *err, size_t len)
 			 COMMAND_TIMEOUT_MS / 1000);
 		explicit_bzero(buf, sizeof(buf));
 		return rc;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(err, len, "token_command failed (exit status %d)",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		explicit_bzero(buf, sizeof(buf));
+		return -EINVAL;
 	}
 	first_line(buf);
 	if (!buf[0]) {

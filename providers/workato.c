@@ -113,9 +113,6 @@ static int wk_configure(struct conf_section *sec, const char *base_url,
 		rc = wk_options(wk, sec, err);
 	if (!rc)
 		rc = secret_configure(&wk->secret, sec, WORKATO_ENV, err);
-	if (!rc && strpbrk(wk->secret.value, "\r\n"))
-		rc = conf_error(sec, NULL, err, "the API token (token or "
-				WORKATO_ENV ") contains a line break");
 	if (rc) {
 		wk_release(wk);
 		return rc;

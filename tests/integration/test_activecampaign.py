@@ -312,6 +312,7 @@ def test_auth_failure_is_eacces_without_retry(mount, fresh_emu, fault):
     fresh_emu.inject(P, fault, count=100)
     with pytest.raises(PermissionError):
         os.listdir(m.path(P))
+    assert fresh_emu.count(P) == 1
     assert os.listdir(m.dir) == [P]
 
 
@@ -348,6 +349,17 @@ def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
         assert f.read() == content
     assert "keeping the last good listing" in m.logs()
     assert fresh_emu.count(P) == 2
+
+
+def test_endless_total_is_refused_by_max_pages(mount, fresh_emu):
+    fresh_emu.generate(P, 5, seed=1)
+    fresh_emu.inject(P, "endless", count=1)      # meta.total 999999999
+    m = mount(ac(max_pages="50"))
+    with pytest.raises(OSError) as exc:
+        os.listdir(m.path(P))
+    assert exc.value.errno == errno.EIO
+    assert fresh_emu.count(P) == 1
+    assert "more than max_pages (50)" in m.logs()
 
 
 def test_filter_must_not_be_empty(tmp_path, fresh_emu):

@@ -61,6 +61,15 @@ def tagged(stem, ident):
     return "%s~%016x.json" % (stem, name_hash("id", str(ident)))
 
 
+def names(conns):
+    """{file name: object}: identical names all get `~<hash of id>`."""
+    raw = [fname(c) for c in conns]
+    out = {}
+    for n, c in zip(raw, conns):
+        out[tagged(n[:-5], c["id"]) if raw.count(n) > 1 else n] = c
+    return out
+
+
 def epoch_ns(iso):
     dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
@@ -168,8 +177,10 @@ def test_pages_after_the_first_are_fetched_concurrently(mount, fresh_emu):
 def test_files_are_the_api_objects_with_exact_sizes(mount, fresh_emu):
     conns = fresh_emu.generate(P, 200, seed=9)
     m = mount(ng())
-    want = {fname(c): c for c in conns}
+    want = names(conns)
     assert len(want) == 200
+    # The generator lists some connection ids twice in one integration.
+    assert len({fname(c) for c in conns}) < 200
     files = sorted(os.listdir(m.path(P)))
     assert files == sorted(want)
     for f in files:
@@ -277,13 +288,27 @@ def test_overlong_name_is_cut_and_tagged(mount, fresh_emu):
         assert json.load(f) == c
 
 
+@pytest.mark.xfail(reason="BUG: providers/json.c (cJSON) rejects the whole "
+                   "response when one string holds a lone surrogate escape "
+                   "such as \\udcff: the listing is EIO", strict=True)
+def test_lone_surrogate_in_one_object_does_not_hide_the_listing(mount,
+                                                                 fresh_emu):
+    conns = [conn(1, "ok-1"), conn(2, "ok-2"),
+             conn(3, "bad", end_user={"id": "u1", "email": None,
+                                      "display_name": "broken \udcff",
+                                      "tags": None, "organization": None})]
+    fresh_emu.set_connections(P, conns)
+    m = mount(ng())
+    assert len(os.listdir(m.path(P))) == 3
+
+
 # --- filters -------------------------------------------------------------------
 
 def test_integration_filter_is_a_comma_list(mount, fresh_emu):
     conns = fresh_emu.generate(P, 150, seed=12)
     m = mount(ng(integration="hubspot-prod,salesforce prod"))
-    want = {fname(c) for c in conns
-            if c["provider_config_key"] in ("hubspot-prod", "salesforce prod")}
+    want = set(names([c for c in conns if c["provider_config_key"] in
+                      ("hubspot-prod", "salesforce prod")]))
     assert want and len(want) < 150
     assert set(os.listdir(m.path(P))) == want
     (req,) = fresh_emu.requests(P)
@@ -294,28 +319,28 @@ def test_integration_filter_is_a_comma_list(mount, fresh_emu):
 
 def test_tag_and_search_filters_reach_the_api(mount, fresh_emu):
     conns = fresh_emu.generate(P, 150, seed=13)
-    conns[3]["tags"]["team/name.x"] = "platform"
-    conns[4]["tags"]["team/name.x"] = "platform"
+    # Tags must all match: only conns[3] has both.
+    conns[3]["tags"].update({"team/name.x": "platform",
+                             "organization_id": "org-x"})
+    conns[4]["tags"].update({"team/name.x": "platform"})
+    conns[5]["tags"].update({"organization_id": "org-x"})
     fresh_emu.set_connections(P, conns)
     m = mount({"acme": {"type": P, "tags.Organization_ID": "org-acme"},
                "team": {"type": P, "tags.team/name.x": "platform",
-                        "tags.organization_id": conns[3]["tags"]
-                        ["organization_id"]},
+                        "tags.organization_id": "org-x"},
                "search": {"type": P, "search": "GLOBEX"}})
-    acme = {fname(c) for c in conns
-            if c["tags"].get("organization_id") == "org-acme"}
+    acme = set(names([c for c in conns
+                      if c["tags"].get("organization_id") == "org-acme"]))
     assert acme and len(acme) < 150
     assert set(os.listdir(m.path("acme"))) == acme
-    assert set(os.listdir(m.path("team"))) == {fname(conns[3])} | (
-        {fname(conns[4])} if conns[4]["tags"]["organization_id"] ==
-        conns[3]["tags"]["organization_id"] else set())
+    assert os.listdir(m.path("team")) == [fname(conns[3])]
 
     def found(c):
         eu = c["end_user"] or {}
         return any("globex" in (v or "").lower() for v in
                    (c["connection_id"], eu.get("display_name"),
                     eu.get("email")))
-    search = {fname(c) for c in conns if found(c)}
+    search = set(names([c for c in conns if found(c)]))
     assert search and len(search) < 150
     assert set(os.listdir(m.path("search"))) == search
     params = [r["params"] for r in fresh_emu.requests(P)]
@@ -323,8 +348,7 @@ def test_tag_and_search_filters_reach_the_api(mount, fresh_emu):
             "tags[organization_id]": ["org-acme"]} in params
     assert {"limit": ["2000"], "page": ["0"],
             "tags[team/name.x]": ["platform"],
-            "tags[organization_id]": [conns[3]["tags"]["organization_id"]]} \
-        in params
+            "tags[organization_id]": ["org-x"]} in params
     assert {"limit": ["2000"], "page": ["0"], "search": ["GLOBEX"]} in params
     strict_ok(fresh_emu)
 
@@ -333,8 +357,8 @@ def test_filters_apply_to_every_page(mount, fresh_emu):
     conns = fresh_emu.generate(P, 400, seed=14)
     m = mount(ng(integration="hubspot-prod", page_size="10",
                  concurrency="2", rate="0"))
-    want = {fname(c) for c in conns
-            if c["provider_config_key"] == "hubspot-prod"}
+    want = set(names([c for c in conns
+                      if c["provider_config_key"] == "hubspot-prod"]))
     assert set(os.listdir(m.path(P))) == want
     assert fresh_emu.count(P) == expected_requests(len(want), 10, 2)
     assert all(r["params"]["integrationId"] == ["hubspot-prod"]
@@ -347,8 +371,8 @@ def test_sections_are_separate_directories(mount, fresh_emu):
     m = mount({P: {}, "jira": {"type": P, "integration": "jira"}})
     assert sorted(os.listdir(m.dir)) == ["jira", P]
     assert len(os.listdir(m.path(P))) == 80
-    assert set(os.listdir(m.path("jira"))) == {
-        fname(c) for c in conns if c["provider_config_key"] == "jira"}
+    assert set(os.listdir(m.path("jira"))) == set(names(
+        [c for c in conns if c["provider_config_key"] == "jira"]))
     assert fresh_emu.count(P) == 2
 
 
@@ -387,7 +411,7 @@ def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     out.mkdir()
     subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
     subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
-    assert len(os.listdir(out / P)) == len({fname(c) for c in conns})
+    assert sorted(os.listdir(out / P)) == sorted(names(conns))
     assert fresh_emu.count(P) == 1
 
 
@@ -452,7 +476,7 @@ def test_transient_500s_are_retried(mount, fresh_emu):
     conns = fresh_emu.generate(P, 20, seed=1)
     fresh_emu.inject(P, "http500", count=2)
     m = mount(ng())
-    assert sorted(os.listdir(m.path(P))) == sorted(fname(c) for c in conns)
+    assert sorted(os.listdir(m.path(P))) == sorted(names(conns))
     assert [r["status"] for r in fresh_emu.requests(P)] == [500, 500, 200]
 
 
@@ -465,6 +489,29 @@ def test_429_waits_for_the_reset_and_succeeds(mount, fresh_emu):
     assert [r["status"] for r in recs] == [429, 200]
     # Retry-After: 1 (and X-RateLimit-Reset one second ahead) were honoured.
     assert recs[1]["time"] - recs[0]["time"] >= 0.9
+
+
+def test_endless_paging_stops_at_max_pages(mount, fresh_emu):
+    fresh_emu.generate(P, 5, seed=1)
+    fresh_emu.inject(P, "endless", count=1)      # every page comes back full
+    m = mount(ng(page_size="10", concurrency="2", max_pages="6"))
+    with pytest.raises(OSError) as exc:
+        os.listdir(m.path(P))
+    assert exc.value.errno == errno.EIO
+    assert 1 < fresh_emu.count(P) <= 6
+    assert "max_pages (6)" in m.logs()
+    strict_ok(fresh_emu)
+
+
+@pytest.mark.xfail(reason="BUG: providers/pager.c walk_index refuses a "
+                   "window that would pass max_pages instead of clamping it: "
+                   "3 pages needed, max_pages=3, concurrency=4 -> 'needs 5 "
+                   "pages' EIO", strict=True)
+def test_max_pages_counts_pages_not_windows(mount, fresh_emu):
+    conns = fresh_emu.generate(P, 25, seed=1)      # pages 0, 1, 2 (short)
+    m = mount(ng(page_size="10", concurrency="4", max_pages="3"))
+    assert sorted(os.listdir(m.path(P))) == sorted(names(conns))
+    assert fresh_emu.count(P) <= 3
 
 
 def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):

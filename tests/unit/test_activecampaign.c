@@ -181,7 +181,7 @@ static void test_interface(void)
 	CHECK_INT(P->max_page, 100);
 	CHECK(P->rate == 5);
 	CHECK_INT(P->burst, 1);
-	CHECK_STR(P->env_secret, "ACTIVECAMPAIGN_API_TOKEN");
+	CHECK_STR(P->env_secret, "ACTIVECAMPAIGN_API_TOKEN+ACTIVECAMPAIGN_API_URL");
 	CHECK(P->begin_walk && P->rate_info && P->source_url);
 	CHECK(provider_find("activecampaign") == P);
 }
@@ -280,7 +280,7 @@ static void test_configure_token(void)
 	st = NULL;
 	err[0] = '\0';
 	CHECK_INT(P->configure(&t.s, HOST, &st, err), -EINVAL);
-	CHECK(strstr(err, "line break") != NULL);
+	CHECK(strstr(err, "control characters") != NULL);
 	CHECK(strstr(err, "Evil") == NULL);
 	clear_env();
 

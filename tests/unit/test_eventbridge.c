@@ -467,6 +467,21 @@ static void test_endpoint_precedence(void)
 	}
 	P->release(st);
 
+	/*
+	 * BUG: eb_endpoint() always uses the "aws" partition's DNS suffix;
+	 * providers.md §1.1: aws-cn regions are under amazonaws.com.cn.
+	 * Want https://events.cn-north-1.amazonaws.com.cn, got ….com.
+	 */
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ENDPOINT_URL_EVENTBRIDGE");
+	setenv("AWS_REGION", "cn-north-1", 1);
+	st = configure(&t, NULL, err);
+	if (st)
+		CHECK_STR(P->source_url(st),
+			  "https://events.cn-north-1.amazonaws.com.cn");
+	P->release(st);
+	setenv("AWS_REGION", "eu-west-1", 1);
+
 	/* Plain http:// to another host from the environment: refused. */
 	setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://events.example.com", 1);
 	st = NULL;
@@ -807,10 +822,9 @@ static void test_parse_failures(void *st)
 	expect_eproto(st, "eventbridge_bad_token.json", "eventbridge:");
 	expect_eproto(st, "eventbridge_bad_json.json", "eventbridge:");
 	/*
-	 * BUG: eb_entry() (providers/eventbridge.c) returns -EPROTO for an
-	 * entry without Name and ConnectionArn (or not an object) without
-	 * cJSON_Delete()-ing the entry it was handed, already detached from
-	 * the array: LeakSanitizer reports the object as leaked.
+	 * Regression: eb_entry() used to return -EPROTO for an entry without
+	 * Name and ConnectionArn (or not an object) without freeing the
+	 * entry already detached from the array; SAN=1 reports any leak.
 	 */
 	expect_eproto(st, "eventbridge_bad_noname.json",
 		      "eventbridge: connection 1 has neither Name nor "

@@ -248,7 +248,7 @@ static void test_configure_errors(void)
 	configure_fails("http://persona.example.test",
 			section("token", "sk_test", NULL), "loopback");
 	configure_fails(NULL, section("token", "sk_test\r\nX-Evil: 1", NULL),
-			"line break");
+			"control characters");
 }
 
 /* Unknown keys are left unused so the caller can report them. */

@@ -260,7 +260,7 @@ static void test_configure_errors(void)
 	configure_fails(NULL, section("token", "wk_test", "project_id", "",
 				      NULL), "project_id");
 	configure_fails(NULL, section("token", "wk_test\nx", NULL),
-			"line break");
+			"control characters");
 
 	setenv("WORKATO_API_TOKEN", "wk_env", 1);
 	check_source(configure_sec(section(NULL), NULL), LIST);

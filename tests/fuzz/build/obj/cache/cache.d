@@ -1,0 +1,3 @@
+build/obj/cache/cache.o: ../../cache/cache.c ../../cache/cache.h
+
+../../cache/cache.h:

@@ -1,0 +1,3 @@
+build/obj/providers/buf.o: ../../providers/buf.c ../../providers/buf.h
+
+../../providers/buf.h:

@@ -1,0 +1,16 @@
+build/obj/providers/persona.o: ../../providers/persona.c \
+  ../../providers/buf.h ../../providers/json.h \
+  ../../providers/provider.h ../../providers/conf.h \
+  ../../providers/http.h ../../providers/secret.h
+
+../../providers/buf.h:
+
+../../providers/json.h:
+
+../../providers/provider.h:
+
+../../providers/conf.h:
+
+../../providers/http.h:
+
+../../providers/secret.h:

@@ -1,0 +1,4 @@
+build/obj/providers/ratelimit.o: ../../providers/ratelimit.c \
+  ../../providers/ratelimit.h
+
+../../providers/ratelimit.h:
