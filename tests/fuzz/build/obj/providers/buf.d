@@ -1,3 +1,0 @@
-build/obj/providers/buf.o: ../../providers/buf.c ../../providers/buf.h
-
-../../providers/buf.h:

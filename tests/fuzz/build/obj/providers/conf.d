@@ -1,3 +1,0 @@
-build/obj/providers/conf.o: ../../providers/conf.c ../../providers/conf.h
-
-../../providers/conf.h:

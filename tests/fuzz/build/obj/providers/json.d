@@ -1,3 +1,0 @@
-build/obj/providers/json.o: ../../providers/json.c ../../providers/json.h
-
-../../providers/json.h:

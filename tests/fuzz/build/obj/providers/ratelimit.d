@@ -1,4 +1,0 @@
-build/obj/providers/ratelimit.o: ../../providers/ratelimit.c \
-  ../../providers/ratelimit.h
-
-../../providers/ratelimit.h:
