@@ -64,10 +64,10 @@ emulator-test:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/emulator
 
 integration: connfs
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest tests/integration
 
 check: connfs unit
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/emulator tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest tests/emulator tests/integration
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
