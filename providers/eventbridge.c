@@ -269,9 +269,7 @@ static void eb_code(const char *type, char *code, size_t len)
 	buf[strcspn(buf, ":")] = '\0';
 	hash = strrchr(buf, '#');
 	hash = hash ? hash + 1 : buf;
-	len = strlen(hash) < len ? strlen(hash) + 1 : len;
-	memcpy(code, hash, len - 1);
-	code[len - 1] = '\0';
+	api_text(code, len, hash, strlen(hash));
 }
 
 static void eb_classify_error(void *state, const struct page_req *pr,

@@ -430,7 +430,7 @@ static void test_token_command(void)
 	expect_token_command_error("echo", "printed no token");
 	expect_token_command_error("exit 127", "token_command");
 	/*
-	 * BUG: secret.c run_command() ignores the exit status: a command
+	 * Regression (fixed): secret.c run_command() ignores the exit status: a command
 	 * that prints something and fails (a password manager printing
 	 * "vault locked" on stdout, exit 1) is taken as the token. Want an
 	 * error naming token_command; got success with the text as token.

@@ -355,7 +355,7 @@ static void test_profile_creds(void)
 	P->release(st);
 
 	/*
-	 * BUG: environment keys without a session token pick up the
+	 * Regression (fixed): environment keys without a session token pick up the
 	 * aws_session_token of the default profile (aws_creds.c take()
 	 * merges the files into the environment credentials). The request
 	 * then carries a token that belongs to other keys and AWS refuses it.
@@ -368,7 +368,7 @@ static void test_profile_creds(void)
 		return;
 	CHECK_INT(build(st, NULL, &req), 0);
 	CHECK_STR(req.userpwd, AK ":" SK);
-	/* BUG: want no X-Amz-Security-Token, got "defaulttoken" */
+	/* Regression (fixed): want no X-Amz-Security-Token, got "defaulttoken" */
 	CHECK(http_req_get_header(&req, "X-Amz-Security-Token") == NULL);
 	http_req_release(&req);
 	P->release(st);
@@ -468,7 +468,7 @@ static void test_endpoint_precedence(void)
 	P->release(st);
 
 	/*
-	 * BUG: eb_endpoint() always uses the "aws" partition's DNS suffix;
+	 * Regression (fixed): eb_endpoint() always uses the "aws" partition's DNS suffix;
 	 * providers.md §1.1: aws-cn regions are under amazonaws.com.cn.
 	 * Want https://events.cn-north-1.amazonaws.com.cn, got ….com.
 	 */
@@ -718,7 +718,7 @@ static void test_parse_example(void *st)
 		CHECK(pg.v[0].name[1] == NULL);
 		CHECK_INT(pg.v[0].mtime.tv_sec, 1709215200);
 		/*
-		 * BUG: json_time_epoch() (providers/json.c) keeps the binary
+		 * Regression (fixed): json_time_epoch() (providers/json.c) keeps the binary
 		 * error of the double: 1709215200.512 gives 512000084 ns,
 		 * want 512000000 (round to what a double can carry, e.g. µs).
 		 */
@@ -913,7 +913,7 @@ static void test_classify_throttle(void)
 	http_resp_release(&r);
 
 	/*
-	 * BUG (minor): botocore strips ":…" before "…#" (parsers.py); with a
+	 * Regression: botocore strips ":…" before "…#" (parsers.py); with a
 	 * '#' inside the ":" suffix eb_code() keeps the wrong part.
 	 */
 	resp_init(&r, 400, NULL);

@@ -687,7 +687,7 @@ static void test_deadline(void)
 /*
  * The rate limiter cannot give a token before the deadline: request()
  * returns -ETIMEDOUT before http_do() has initialised the response.
- * BUG: pager.c fetch() then calls http_resp_release(&resp) on the
+ * Regression (fixed): pager.c fetch() then calls http_resp_release(&resp) on the
  * uninitialised stack struct (free() of garbage pointers). It may pass
  * by luck here; valgrind shows it ("Conditional jump or move depends on
  * uninitialised value(s)" / invalid free in http_resp_release).
@@ -713,7 +713,7 @@ static void test_rate_deadline(void)
 }
 
 /*
- * BUG: when build_list() fails (here: http_req_header() refuses the
+ * Regression (fixed): when build_list() fails (here: http_req_header() refuses the
  * session token's line break with -EINVAL), pager.c request() returns
  * that errno with e zeroed, i.e. e.cls == API_RETRY (0) and no message:
  * fetch() then retries a request that can never be built, with backoff,
@@ -742,7 +742,7 @@ static void test_build_failure(void)
 	rc = walk(r, h_three, &s, &werr);
 	CHECK(rc < 0);
 	CHECK_INT(calls(), 0);
-	/* BUG: retried for the whole deadline, want an immediate failure */
+	/* Regression (fixed): retried for the whole deadline, want an immediate failure */
 	CHECK(mono() - t0 < 0.5);
 	CHECK(rc != -ETIMEDOUT);
 	CHECK_INT(last_stats(r).retries, 0);

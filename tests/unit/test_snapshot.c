@@ -351,7 +351,7 @@ static void test_collisions(void)
 }
 
 /*
- * BUG: fs/snapshot.c disambiguate() appends "~HASH(id)" but does not check
+ * Regression (fixed): fs/snapshot.c disambiguate() appends "~HASH(id)" but does not check
  * the new names against the rest of the listing. A connection whose own
  * name parts are "dup" and the 16 hex digits of HASH("1") is named
  * "dup~<hex>.json" by name_encode(), exactly the name entry "1" gets when
@@ -375,9 +375,9 @@ static void test_collision_with_tag(void)
 	if (!s)
 		return;
 	CHECK_INT(s->n, 3);
-	/* BUG: two entries named dup~<hash of "1">.json */
+	/* Regression (fixed): two entries named dup~<hash of "1">.json */
 	CHECK(sorted_unique(s));
-	/* BUG: one of the two is unreachable by name */
+	/* Regression (fixed): one of the two is unreachable by name */
 	CHECK(all_found(s));
 	snapshot_put(s);
 }
