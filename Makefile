@@ -27,7 +27,7 @@ endif
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS  = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP \
-              -D_GNU_SOURCE -DFUSE_USE_VERSION=31 \
+              -D_GNU_SOURCE -DFUSE_USE_VERSION=312 \
               -DCONNFS_VERSION='"$(VERSION)"' -Iproviders -Icache -Ifs \
               $(PKG_CFLAGS)
 LDLIBS      = $(PKG_LIBS) -lpthread -lm

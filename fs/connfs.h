@@ -6,6 +6,7 @@
 #ifndef CONNFS_CONNFS_H
 #define CONNFS_CONNFS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -30,6 +31,8 @@ struct connfs {
 	gid_t gid;
 	mode_t umask;
 	struct timespec started;
+	bool xattr;		/* serve user.connfs.* (-o noxattr: off) */
+	bool no_open;		/* the kernel can skip OPEN/RELEASE */
 };
 
 /* Builds one dir per remote (takes ownership of the remotes). */

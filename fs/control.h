@@ -9,6 +9,8 @@
  *   .connfs/refresh/all     reading it refreshes every directory
  *
  * Refresh files are 0400: only the mount's owner (and root) may read them.
+ * Each refresh result is one line padded to 256 bytes (the size must be
+ * known before the refresh runs).
  */
 #ifndef CONNFS_CONTROL_H
 #define CONNFS_CONTROL_H
@@ -22,7 +24,10 @@
 #define CONTROL_NAME ".connfs"
 
 bool control_ino(uint64_t ino);
-/* 0 and attributes, or -ENOENT. parent is ROOT_INO or a control dir. */
+/*
+ * 0 and attributes, or -ENOENT. parent is ROOT_INO or a control dir.
+ * Status files are rendered right here, so their size is exact.
+ */
 int control_lookup(struct connfs *fs, uint64_t parent, const char *name,
 		   struct stat *st);
 int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st);
@@ -31,5 +36,13 @@ const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
 			  struct stat *st);
 /* Renders a control file's content at open (new buffer). */
 int control_open(struct connfs *fs, uint64_t ino, char **data, size_t *len);
+/*
+ * Without an open (the kernel's no-open mode): a read at offset 0 renders
+ * refresh files anew; everything else is served from the current
+ * rendering. *data is a new buffer (or NULL at the end).
+ */
+int control_read(struct connfs *fs, uint64_t ino, off_t off, size_t size,
+		 char **data, size_t *len);
+void control_release(void);
 
 #endif

@@ -32,10 +32,14 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 	rc = remote_walk(d->remote, snap_builder_add, &b, &werr);
 	if (rc) {
 		snap_builder_release(&b);
-		snprintf(err, errlen, "%s", werr.msg);
+		if (werr.status && !strstr(werr.msg, "HTTP "))
+			snprintf(err, errlen, "%s (HTTP %ld)", werr.msg,
+				 werr.status);
+		else
+			snprintf(err, errlen, "%s", werr.msg);
 		cache_status(d->cache, &st);
 		log_msg(st.has_value ? LOG_WARNING : LOG_ERR,
-			"%s%s", werr.msg, st.has_value ?
+			"%s%s", err, st.has_value ?
 			" (keeping the last good listing)" : "");
 		return rc;
 	}

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "connfs.h"
+#include "control.h"
 #include "log.h"
 #include "notify.h"
 #include "status.h"
@@ -33,6 +34,7 @@ struct options {
 	int gid;
 	int umask;
 	int check;
+	int noxattr;
 	char *nonopt[2];	/* mount.fuse3 passes SOURCE MOUNTPOINT */
 	int nnonopt;
 };
@@ -50,6 +52,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("uid=%d", uid),
 	OPT("gid=%d", gid),
 	OPT("umask=%o", umask),
+	OPT("noxattr", noxattr),
 	FUSE_OPT_KEY("--check", KEY_CHECK),
 	/* fstab options meant for mount(8), not for us. */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
@@ -101,6 +104,8 @@ static void usage(const char *prog)
 	       "stderr/syslog\n"
 	       "    -o uid=N,gid=N       owner of every file\n"
 	       "    -o umask=NNN         mask for the 0444/0555 modes\n"
+	       "    -o noxattr           no user.connfs.* attributes: ls -l "
+	       "makes no xattr upcalls\n"
 	       "    --check              check configuration, credentials and "
 	       "one list request per directory\n"
 	       "    -f                   stay in the foreground\n"
@@ -273,6 +278,25 @@ static void stop_refresher(pthread_t tid)
 	sem_destroy(&hup);
 }
 
+/* The 3.12 loop API: the older wrapper leaks its loop configuration. */
+static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *co)
+{
+	struct fuse_loop_config *cfg;
+	int rc;
+
+	if (co->singlethread)
+		return fuse_session_loop(se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)co->clone_fd);
+	fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(cfg, co->max_threads);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
 static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 		 struct connfs *fs)
 {
@@ -300,10 +324,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 		notify_stop();
 		goto out_unmount;
 	}
-	if (co->singlethread)
-		rc = fuse_session_loop(se);
-	else
-		rc = fuse_session_loop_mt(se, co->clone_fd);
+	rc = loop(se, co);
 	stop_refresher(tid);
 	notify_stop();
 	rc = rc < 0 ? 1 : 0;
@@ -379,11 +400,17 @@ static int cat_control(const char *mnt, const char *file)
 		return 1;
 	}
 	while (fgets(line, sizeof(line), f)) {
+		size_t n = strcspn(line, "\n");
+
+		/* Refresh results are padded records: trim them. */
+		while (n > 0 && line[n - 1] == ' ')
+			n--;
+		line[n] = '\0';
 		/* status_refresh(): "NAME: refresh failed..." */
 		if (!strncmp(file, "refresh/", 8) &&
 		    strstr(line, ": refresh failed"))
 			failed = true;
-		fputs(line, stdout);
+		puts(line);
 	}
 	err = ferror(f) ? errno : 0;
 	fclose(f);
@@ -488,11 +515,15 @@ int main(int argc, char *argv[])
 	fs.uid = o.uid >= 0 ? (uid_t)o.uid : getuid();
 	fs.gid = o.gid >= 0 ? (gid_t)o.gid : getgid();
 	fs.umask = (mode_t)o.umask & 0777;
+	fs.xattr = !o.noxattr;
 	/* Read-only at the VFS: every write gets EROFS before reaching us. */
 	fuse_opt_add_arg(&args, "-oro,default_permissions,auto_unmount,"
 			 "fsname=connfs,subtype=connfs");
 	rc = serve(&args, &co, &fs);
 	connfs_release(&fs);
+	/* Handles the kernel never released (SIGTERM mid-flight). */
+	snapshot_free_all();
+	control_release();
 	curl_global_cleanup();
 	return cleanup(rc, &o, &args, co.mountpoint);
 }

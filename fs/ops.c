@@ -341,7 +341,16 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 struct control_file {
 	char *data;
 	size_t size;
+	atomic_uint refs;	/* the open file's, and each read in flight */
 };
+
+static void control_file_put(struct control_file *cf)
+{
+	if (atomic_fetch_sub(&cf->refs, 1) == 1) {
+		free(cf->data);
+		free(cf);
+	}
+}
 
 static void open_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
@@ -354,12 +363,11 @@ static void open_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	atomic_init(&cf->refs, 1);
 	fi->fh = (uintptr_t)cf;
 	fi->direct_io = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		free(cf->data);
-		free(cf);
-	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		control_file_put(cf);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -372,12 +380,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (control_ino(ino)) {
-		open_control(req, fs, ino, fi);
-		return;
-	}
 	if (connfs_dir_by_ino(fs, ino) || ino == ROOT_INO) {
 		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	/*
+	 * No-open mode: the kernel stops sending OPEN and RELEASE (two
+	 * upcalls per file for every grep, tar or cat) and keeps the page
+	 * cache, which notify.c invalidates when a refresh changes a file.
+	 */
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (control_ino(ino)) {
+		open_control(req, fs, ino, fi);
 		return;
 	}
 	e = (struct snap_entry *)find_file(fs, ino, &d);
@@ -396,21 +413,61 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		snapshot_put(e->snap);
 }
 
+/* A control file read without an open: rendered at read time. */
+static void read_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
+			 size_t size, off_t off)
+{
+	char *data;
+	size_t len;
+	int rc = control_read(fs, ino, off, size, &data, &len);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, data, len);
+	free(data);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct connfs *fs = fs_of(req);
 	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
-	const struct control_file *cf = (const void *)(uintptr_t)fi->fh;
-	const char *data = control_ino(ino) ? cf->data : e->data;
-	size_t total = control_ino(ino) ? cf->size : e->size;
+	struct control_file *cf = (void *)(uintptr_t)fi->fh;
+	bool ctl = control_ino(ino);
+	const char *data;
+	size_t total;
+	struct dir *d;
 
-	if (off < 0 || (size_t)off >= total) {
-		fuse_reply_buf(req, NULL, 0);
+	if (ctl && !cf) {
+		read_control(req, fs, ino, size, off);
 		return;
 	}
-	if (size > total - (size_t)off)
+	/*
+	 * The reader may close, and a RELEASE free the data on another
+	 * thread, as soon as the kernel has the reply: hold a reference
+	 * until fuse_reply_buf() has returned. Without an open (no-open
+	 * mode) the entry is found by inode in the current snapshot.
+	 */
+	if (ctl)
+		atomic_fetch_add(&cf->refs, 1);
+	else if (e)
+		snapshot_get(e->snap);
+	else if (!(e = find_file(fs, ino, &d))) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	data = ctl ? cf->data : e->data;
+	total = ctl ? cf->size : e->size;
+	if (off < 0 || (size_t)off >= total)
+		size = 0;
+	else if (size > total - (size_t)off)
 		size = total - (size_t)off;
-	fuse_reply_buf(req, data + off, size);
+	fuse_reply_buf(req, size ? data + off : NULL, size);
+	if (ctl)
+		control_file_put(cf);
+	else
+		snapshot_put(e->snap);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -419,12 +476,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
 	struct control_file *cf = (void *)(uintptr_t)fi->fh;
 
-	if (control_ino(ino)) {
-		free(cf->data);
-		free(cf);
-	} else {
+	if (control_ino(ino))
+		control_file_put(cf);
+	else if (e)
 		snapshot_put(e->snap);
-	}
 	fuse_reply_err(req, 0);
 }
 
@@ -528,7 +583,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	const struct snap_entry *e;
-	struct dir *d = xattr_target(fs_of(req), ino, &e);
+	struct dir *d;
+
+	/* ENOSYS once and the kernel never asks again (-o noxattr). */
+	if (!fs_of(req)->xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	d = xattr_target(fs_of(req), ino, &e);
 	char *v = NULL;
 	int err = -ENODATA;
 
@@ -547,10 +609,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	const struct snap_entry *e;
-	struct dir *d = xattr_target(fs_of(req), ino, &e);
+	struct dir *d;
 	size_t len = 0;
-	char *v = d ? status_xattr_list(e, &len) : NULL;
+	char *v;
 
+	if (!fs_of(req)->xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	d = xattr_target(fs_of(req), ino, &e);
+	v = d ? status_xattr_list(e, &len) : NULL;
 	if (d && !v)
 		fuse_reply_err(req, ENOMEM);
 	else
@@ -562,7 +630,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct connfs *fs = userdata;
+
+	fs->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	/* A changed mtime or size drops cached pages (control files). */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Always plus: every ls -l wants the attributes anyway. */

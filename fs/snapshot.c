@@ -305,8 +305,35 @@ static int index_all(struct snapshot *s, const char *instance)
 	return 0;
 }
 
+static struct snapshot *live;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void live_add(struct snapshot *s)
+{
+	pthread_mutex_lock(&live_lock);
+	s->next = live;
+	if (live)
+		live->prev = s;
+	live = s;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct snapshot *s)
+{
+	pthread_mutex_lock(&live_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (live == s)
+		live = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	pthread_mutex_unlock(&live_lock);
+}
+
 static void snapshot_free(struct snapshot *s)
 {
+	live_remove(s);
 	for (size_t i = 0; i < s->n; i++)
 		entry_free(&s->v[i]);
 	free(s->v);
@@ -352,7 +379,14 @@ struct snapshot *snap_builder_finish(struct snap_builder *b)
 	}
 	/* Hand the walk's transient memory (pages, parse trees) back. */
 	malloc_trim(0);
+	live_add(s);
 	return s;
+}
+
+void snapshot_free_all(void)
+{
+	while (live)
+		snapshot_free(live);
 }
 
 void snapshot_get(struct snapshot *s)

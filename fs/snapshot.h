@@ -36,6 +36,7 @@ struct snap_entry {
 
 struct snapshot {
 	atomic_int refs;
+	struct snapshot *prev, *next;	/* every live snapshot */
 	uint64_t gen;		/* unique per snapshot, never reused */
 	double ttl;		/* kernel cache timeout for its entries */
 	struct snap_entry *v;
@@ -60,6 +61,12 @@ int snap_builder_add(void *builder, struct page *pg);
 /* Dedupes by id, names, sorts and indexes. Returns one reference. */
 struct snapshot *snap_builder_finish(struct snap_builder *b);
 void snap_builder_release(struct snap_builder *b);
+
+/*
+ * Frees every snapshot still alive, whatever its count: only once no
+ * request can run any more (after the FUSE session is gone).
+ */
+void snapshot_free_all(void);
 
 void snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);

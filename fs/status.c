@@ -142,7 +142,8 @@ static cJSON *dir_json(struct dir *d)
 	cJSON_AddStringToObject(o, "state", state_of(&s));
 	iso(s.fetched, when, sizeof(when));
 	cJSON_AddStringToObject(o, "fetched", when);
-	cJSON_AddNumberToObject(o, "age", s.age);
+	/* Whole seconds: the rendering changes only when something did. */
+	cJSON_AddNumberToObject(o, "age", s.age < 0 ? -1 : (double)(long)s.age);
 	cJSON_AddNumberToObject(o, "ttl", d->remote->ttl);
 	cJSON_AddBoolToObject(o, "stale", s.cache.stale);
 	cJSON_AddNumberToObject(o, "entries", (double)s.entries);
@@ -156,7 +157,7 @@ static cJSON *dir_json(struct dir *d)
 	cJSON_AddNumberToObject(o, "walk_total", (double)s.cur.total);
 	cJSON_AddNumberToObject(o, "rate_limit", (double)s.rate.limit);
 	cJSON_AddNumberToObject(o, "rate_remaining", (double)s.rate.remaining);
-	cJSON_AddNumberToObject(o, "rate_reset", s.rate.reset_in);
+	cJSON_AddNumberToObject(o, "rate_reset", (double)(long)s.rate.reset_in);
 	if (s.cache.last_err) {
 		iso(s.err_at, when, sizeof(when));
 		cJSON_AddStringToObject(o, "last_error", s.cache.last_msg);

@@ -7,22 +7,89 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int hex4(const char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
+/*
+ * Offset of the first \u escape cJSON cannot take: \u0000 (cJSON cuts the
+ * string there, so two ids differing after a NUL would merge) or a UTF-16
+ * surrogate without its pair (cJSON rejects the whole document; JavaScript
+ * APIs emit them). len if there is none.
+ */
+static size_t bad_escape(const char *text, size_t len, size_t from)
+{
+	for (size_t i = from; i + 1 < len; i++) {
+		int cp, lo;
+
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] != 'u' || i + 6 > len ||
+		    (cp = hex4(text + i + 2)) < 0) {
+			i++;			/* \" \\ \n ...: skip the pair */
+			continue;
+		}
+		if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+			return i;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (i + 12 > len || text[i + 6] != '\\' ||
+			    text[i + 7] != 'u' || (lo = hex4(text + i + 8)) < 0xdc00 ||
+			    lo > 0xdfff)
+				return i;
+			i += 6;			/* the pair is fine */
+		}
+		i += 5;
+	}
+	return len;
+}
+
 cJSON *json_parse(const char *text, size_t len)
 {
 	const char *end = NULL;
+	char *copy = NULL;
+	size_t bad;
 	cJSON *v;
 
 	if (!text || !len)
 		return NULL;
-	v = cJSON_ParseWithLengthOpts(text, len, &end, false);
-	if (!v)
-		return NULL;
-	while (end && end < text + len && isspace((unsigned char)*end))
-		end++;
-	if (end != text + len) {
-		cJSON_Delete(v);
-		return NULL;
+	/* Such escapes become U+FFFD (same length), in a copy. */
+	bad = bad_escape(text, len, 0);
+	if (bad < len) {
+		copy = malloc(len);
+		if (!copy)
+			return NULL;
+		memcpy(copy, text, len);
+		for (; bad < len; bad = bad_escape(copy, len, bad + 6))
+			memcpy(copy + bad + 2, "fffd", 4);
+		text = copy;
 	}
+	v = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (v) {
+		while (end && end < text + len &&
+		       isspace((unsigned char)*end))
+			end++;
+		if (end != text + len) {
+			cJSON_Delete(v);
+			v = NULL;
+		}
+	}
+	free(copy);
 	return v;
 }
 

@@ -25,6 +25,13 @@
 #define PROGRESS_EVERY 2.0
 #define WALK_RESTART 1		/* internal: the cursor expired */
 
+/* Seen cursors, to stop an API that hands the same cursor out again. */
+struct cursor_set {
+	uint64_t *h;
+	size_t n;
+	size_t cap;
+};
+
 struct walk {
 	struct remote *r;
 	walk_sink_fn sink;
@@ -37,6 +44,7 @@ struct walk {
 	int failed;
 	unsigned long next_index;
 	unsigned long end_index;
+	struct cursor_set pages;	/* PAGING_INDEX: page_hash() of each page */
 	bool short_seen;	/* a page-number page came back short */
 	bool last_full;		/* the highest page fetched was full */
 };
@@ -287,16 +295,43 @@ static void progress(struct walk *w)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static bool hash_seen(struct cursor_set *cs, uint64_t h);
+
+/*
+ * The ids of a page, in order. An index API that ignores the page number
+ * (or loops back) hands out a page it has handed out before; the snapshot
+ * would silently drop the repeated rows and miss the ones never sent.
+ */
+static uint64_t page_hash(const struct page *pg)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < pg->n; i++) {
+		for (const char *p = pg->v[i].id; p && *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		h *= 1099511628211ULL;		/* the 0 byte between ids */
+	}
+	return h ? h : 1;
+}
+
 /* Hands a page to the sink (serialised) and updates the counters. */
 static int deliver(struct walk *w, struct page *pg)
 {
 	struct remote *r = w->r;
 	size_t n = pg->n;
-	bool over;
+	bool over, loop = false;
 	int rc;
 
 	pthread_mutex_lock(&w->lock);
-	rc = w->failed ? w->failed : w->sink(w->arg, pg);
+	if (w->failed) {
+		rc = w->failed;
+	} else if (r->prov->paging == PAGING_INDEX && n &&
+		   hash_seen(&w->pages, page_hash(pg))) {
+		loop = true;
+		rc = -EIO;
+	} else {
+		rc = w->sink(w->arg, pg);
+	}
 	pthread_mutex_lock(&r->lock);
 	r->cur.pages++;
 	r->cur.entries += n;
@@ -306,6 +341,10 @@ static int deliver(struct walk *w, struct page *pg)
 	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_unlock(&w->lock);
 	page_release(pg);
+	if (loop)
+		return fail(w, -EIO, 0, "%s: the API returned a page with the "
+			    "same entries as an earlier page (pagination loop); "
+			    "stopping", r->name);
 	if (rc)
 		return fail(w, rc, 0, "%s: cannot store the listing: %s",
 			    r->name, strerror(-rc));
@@ -332,13 +371,6 @@ static void restart(struct walk *w)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Seen cursors, to stop an API that hands the same cursor out again. */
-struct cursor_set {
-	uint64_t *h;
-	size_t n;
-	size_t cap;
-};
-
 static uint64_t hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
@@ -358,11 +390,9 @@ static void cursor_insert(struct cursor_set *cs, uint64_t h)
 	cs->n++;
 }
 
-/* Returns true if s was seen before; adds it otherwise. */
-static bool cursor_seen(struct cursor_set *cs, const char *s)
+/* Returns true if h was seen before; adds it otherwise. */
+static bool hash_seen(struct cursor_set *cs, uint64_t h)
 {
-	uint64_t h = hash_str(s);
-
 	if (cs->n * 2 >= cs->cap) {
 		struct cursor_set big = { .cap = cs->cap ? cs->cap * 2 : 64 };
 
@@ -380,6 +410,11 @@ static bool cursor_seen(struct cursor_set *cs, const char *s)
 			return true;
 	cursor_insert(cs, h);
 	return false;
+}
+
+static bool cursor_seen(struct cursor_set *cs, const char *s)
+{
+	return hash_seen(cs, hash_str(s));
 }
 
 static int walk_cursor(struct walk *w)
@@ -547,9 +582,13 @@ static int walk_index(struct walk *w)
 		return 0;
 	}
 	for (next = 1; !w->short_seen; next += r->concurrency) {
-		if (next + r->concurrency > r->max_pages)
-			return too_many_pages(w, next + r->concurrency);
-		if ((rc = fetch_range(w, next, next + r->concurrency)))
+		unsigned long end = next + r->concurrency;
+
+		if (next >= r->max_pages)
+			return too_many_pages(w, next + 1);
+		if (end > r->max_pages)
+			end = r->max_pages;
+		if ((rc = fetch_range(w, next, end)))
 			return rc;
 	}
 	return 0;
@@ -614,6 +653,7 @@ int remote_walk(struct remote *r, walk_sink_fn sink, void *arg,
 	else
 		rc = walk_single(&w);
 	walk_end(r);
+	free(w.pages.h);
 	pthread_mutex_destroy(&w.lock);
 	return rc;
 }

@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/bench/bench.py [--quick] [--only 1,4] [--reps N]
 
 Runs as root on a machine with FUSE. Starts the API emulator in a process
-of its own (tests/bench/emulator_server.py), mounts the real ./connfs
+of its own (python3 -m emulator), mounts the real ./connfs
 binary as a child process for each measurement, and prints a Markdown
 table (measure, value, target, met) and the machine it ran on.
 
@@ -84,7 +84,7 @@ class Emu:
         self.logfile = open(os.path.join(work, "emu.log"), "w")
         env = dict(os.environ, PYTHONPATH=TESTS)
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(BENCH, "emulator_server.py"),
+            [sys.executable, "-m", "emulator",
              "--port", "0", "--port-file", self.portfile, "--data", "none"],
             env=env, stdin=subprocess.DEVNULL, stdout=self.logfile,
             stderr=subprocess.STDOUT)
@@ -329,7 +329,9 @@ class Table:
     def markdown(self):
         out = ["| # | measure | value | target | met |",
                "|---|---|---|---|---|"]
-        out += ["| %s |" % " | ".join(r) for r in self.rows]
+        # A | even inside `code` ends a cell in GitHub's tables.
+        out += ["| %s |" % " | ".join(c.replace("|", "\\|") for c in r)
+                for r in self.rows]
         return "\n".join(out)
 
 
@@ -588,6 +590,7 @@ def scaling_and_memory(cfg, emu, work, table):
         for rep in range(cfg.scale_reps):
             with Mount(work, emu, {"eventbridge": keys}) as m:
                 d = m.path("eventbridge")
+                idle = m.status()["VmRSS"] * 1024
                 cold[n].append(sh("ls -l " + d, m.dir))
                 warm[n].append(sh("ls -l " + d, m.dir))
                 if n == cfg.sizes[-1] and "5" in cfg.only:
@@ -595,7 +598,7 @@ def scaling_and_memory(cfg, emu, work, table):
                     files = len(os.listdir(d))
                     st = m.status()
                     mem.append((st["VmHWM"] * 1024, st["VmRSS"] * 1024,
-                                nbytes, files))
+                                nbytes, files, idle))
             say("  N=%d rep %d: cold %.3f s, warm %.4f s", n, rep + 1,
                 cold[n][-1], warm[n][-1])
     if "6" in cfg.only:
@@ -614,14 +617,16 @@ def scaling_and_memory(cfg, emu, work, table):
         hwm = median([m[0] for m in mem])
         rss = median([m[1] for m in mem])
         nbytes, files = mem[0][2], mem[0][3]
+        idle = median([m[4] for m in mem])
         limit = 1.5 * nbytes + 20 * 2**20
         if files != cfg.sizes[-1]:
             PROBLEMS.append("memory mount listed %d files" % files)
         table.add("5a", "peak RSS (VmHWM) of the daemon holding %s "
                   "connections (EventBridge)" % fmt_n(files),
                   "%.1f MB (%.2f× the %.1f MB of rendered JSON; VmRSS "
-                  "%.1f MB)" % (hwm / 2**20, hwm / nbytes, nbytes / 2**20,
-                                rss / 2**20),
+                  "%.1f MB, %.1f MB before the listing)"
+                  % (hwm / 2**20, hwm / nbytes, nbytes / 2**20, rss / 2**20,
+                     idle / 2**20),
                   "≤ 1.5 × %.1f MB + 20 MB = %.1f MB"
                   % (nbytes / 2**20, limit / 2**20), hwm <= limit)
 
@@ -648,8 +653,9 @@ def rss_rounds(cfg, emu, work, table):
     drift = (last - first) / first * 100
     say("  %d rounds in %.1f s", cfg.rounds, t)
     table.add("5b", "VmRSS after %s rounds of `ls -l` + `grep -r` vs after "
-              "the first (%s connections: 1,000 rounds of 100,000 would "
-              "take too long)" % (fmt_n(cfg.rounds), fmt_n(n)),
+              "the first (%s connections, two loops at once: 1,000 rounds "
+              "of 100,000 would take too long)" % (fmt_n(cfg.rounds),
+                                                   fmt_n(n)),
               "%+.1f %% (%.1f → %.1f MB; VmHWM %.1f MB)"
               % (drift, first / 1024, last / 1024, st["VmHWM"] / 1024),
               "within ±5 %", abs(drift) <= 5)
@@ -734,8 +740,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, help="repetitions per ratio")
     ap.add_argument("--only", default="123456",
                     help="measures to run, e.g. 1,4 (default all)")
-    ap.add_argument("--upcalls", action="store_true",
-                    help="also count FUSE upcalls per command (debug mount)")
+    ap.add_argument("--no-upcalls", dest="upcalls", action="store_false",
+                    help="skip counting FUSE requests per command (-d mount)")
     ap.add_argument("--binary", default=BINARY,
                     help="the connfs binary to measure (default ./connfs)")
     ap.add_argument("--env", action="append", default=[], metavar="K=V",
@@ -757,6 +763,11 @@ def main(argv=None):
         say("note: not root; tmpfs falls back to /dev/shm")
     if not os.access(cfg.binary, os.X_OK):
         sys.exit("bench: %s not built (make connfs)" % cfg.binary)
+    libs = subprocess.run(["ldd", cfg.binary], capture_output=True,
+                          text=True).stdout
+    if "libasan" in libs or "libubsan" in libs or "libtsan" in libs:
+        PROBLEMS.append("%s is a sanitizer build (make SAN=1?): its figures "
+                        "are not connfs's; rebuild with `make`" % cfg.binary)
     for kv in cfg.env:
         k, _, v = kv.partition("=")
         DAEMON_ENV[k] = v
@@ -800,8 +811,9 @@ def main(argv=None):
     print(table.markdown())
     print()
     print("Machine: %s; load average %.2f at the start, %.2f at the end. "
-          "`make bench%s` took %.0f s.%s"
-          % (machine(), load0[0], load1[0], " --quick" if q else "", elapsed,
+          "`%s` took %.0f s.%s"
+          % (machine(), load0[0], load1[0],
+             "tests/bench/bench.py --quick" if q else "make bench", elapsed,
              " Sizes scaled down (--quick)." if q else ""))
     print("Measured: %s%s." % (build, "; daemon environment " + " ".join(
         cfg.env) if cfg.env else ""))

@@ -507,6 +507,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """Reads a request, hands it to the Emulator, writes the Response."""
 
     protocol_version = "HTTP/1.1"
+    # The head and body go out in two writes: without TCP_NODELAY the body
+    # waits for the client's delayed ACK (40 ms) on every request.
+    disable_nagle_algorithm = True
     server_version = "connfs-emulator/1.0"
     sys_version = ""
     timeout = 300

@@ -465,23 +465,22 @@ def test_fault_slow_does_not_block_and_ends_on_stop():
     result = {}
 
     def slow():
-        t0 = time.time()
         try:
             get(e, "workato")
             result["outcome"] = "answered"
         except (OSError, http.client.HTTPException):
             result["outcome"] = "dropped"
-        result["elapsed"] = time.time() - t0
 
     t = threading.Thread(target=slow)
     t.start()
     time.sleep(0.2)
-    t0 = time.time()
+    # Another request is answered while the slow one still waits...
     assert get(e, "workato").status == 200
-    assert time.time() - t0 < 2
+    assert t.is_alive()
+    # ...and stopping the emulator ends the slow one instead of waiting.
     e.stop()
-    t.join(5)
-    assert result["outcome"] == "dropped" and result["elapsed"] < 5
+    t.join(30)
+    assert not t.is_alive() and result["outcome"] == "dropped"
 
 
 def test_fault_transport_breakage(sample):
@@ -746,9 +745,7 @@ def test_hostile_data_served_as_valid_json(emu):
 
 
 def test_generators(emu):
-    t0 = time.time()
     objs = gen.generate("eventbridge", 100000, seed=1)
-    assert time.time() - t0 < 5
     assert len({o["Name"] for o in objs}) == 100000
     assert gen.generate("nango", 50, 2) == gen.generate("nango", 50, 2)
     ac = gen.generate("activecampaign", 5)

@@ -105,9 +105,12 @@ class Mount:
 
     def unmount(self):
         """Unmounts; returns the daemon's exit status."""
-        if self.proc.returncode is not None:
+        if self.proc.poll() is not None:
+            # Died or was stopped: never leave a dead mount behind.
+            if is_mounted(self.dir):
+                subprocess.run(["fusermount3", "-uz", self.dir], check=False)
             return self.proc.returncode
-        if self.proc.poll() is None and is_mounted(self.dir):
+        if is_mounted(self.dir):
             subprocess.run(["fusermount3", "-u", self.dir], check=False)
         try:
             rc = self.proc.wait(timeout=20)
@@ -152,8 +155,10 @@ def mount(tmp_path, fresh_emu):
     for i in range(1, 8):
         (tmp_path / ("m%d" % i)).mkdir()
     yield make
-    for m in mounts:
-        rc = m.unmount()
+    # Unmount everything first, then judge: one failure must not strand
+    # the other mounts.
+    results = [(m, m.unmount()) for m in mounts]
+    for m, rc in results:
         assert rc == 0, "daemon exited with %s: %s" % (rc, m.output())
         logs = m.logs() + m.output()
         for s in SECRETS:

@@ -141,7 +141,7 @@ def test_rate_limited_account_sees_no_429(mount, fresh_emu):
     assert statuses == [200] * 30
 
 
-# --- content -------------------------------------------------------------------
+# --- content -----------------------------------------------------------------
 
 def test_files_are_the_api_objects_with_exact_sizes(mount, fresh_emu):
     conns = fresh_emu.generate(P, 150, seed=9)
@@ -214,7 +214,7 @@ def test_url_with_api_3_suffix_is_accepted(mount, fresh_emu):
     assert [r["path"] for r in fresh_emu.requests(P)] == ["/api/3/connections"]
 
 
-# --- filters -------------------------------------------------------------------
+# --- filters -----------------------------------------------------------------
 
 def test_filters_reach_the_api_and_restrict_the_listing(mount, fresh_emu):
     conns = fresh_emu.generate(P, 120, seed=12)
@@ -250,7 +250,7 @@ def test_sections_are_separate_directories(mount, fresh_emu):
     assert fresh_emu.count(P) == 2
 
 
-# --- backups -------------------------------------------------------------------
+# --- backups -----------------------------------------------------------------
 
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     conns = fresh_emu.generate(P, 250, seed=6)

@@ -172,7 +172,7 @@ def test_pages_after_the_first_are_fetched_concurrently(mount, fresh_emu):
     assert any(b < a + latency for a, b in zip(rest, rest[1:]))
 
 
-# --- content -------------------------------------------------------------------
+# --- content -----------------------------------------------------------------
 
 def test_files_are_the_api_objects_with_exact_sizes(mount, fresh_emu):
     conns = fresh_emu.generate(P, 200, seed=9)
@@ -288,9 +288,6 @@ def test_overlong_name_is_cut_and_tagged(mount, fresh_emu):
         assert json.load(f) == c
 
 
-@pytest.mark.xfail(reason="BUG: providers/json.c (cJSON) rejects the whole "
-                   "response when one string holds a lone surrogate escape "
-                   "such as \\udcff: the listing is EIO", strict=True)
 def test_lone_surrogate_in_one_object_does_not_hide_the_listing(mount,
                                                                  fresh_emu):
     conns = [conn(1, "ok-1"), conn(2, "ok-2"),
@@ -302,7 +299,7 @@ def test_lone_surrogate_in_one_object_does_not_hide_the_listing(mount,
     assert len(os.listdir(m.path(P))) == 3
 
 
-# --- filters -------------------------------------------------------------------
+# --- filters -----------------------------------------------------------------
 
 def test_integration_filter_is_a_comma_list(mount, fresh_emu):
     conns = fresh_emu.generate(P, 150, seed=12)
@@ -395,7 +392,7 @@ def test_bad_filters_fail_before_mounting(tmp_path, fresh_emu, line, needle):
     assert fresh_emu.count(P) == 0
 
 
-# --- backups -------------------------------------------------------------------
+# --- backups -----------------------------------------------------------------
 
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     conns = fresh_emu.generate(P, 250, seed=6)
@@ -503,10 +500,6 @@ def test_endless_paging_stops_at_max_pages(mount, fresh_emu):
     strict_ok(fresh_emu)
 
 
-@pytest.mark.xfail(reason="BUG: providers/pager.c walk_index refuses a "
-                   "window that would pass max_pages instead of clamping it: "
-                   "3 pages needed, max_pages=3, concurrency=4 -> 'needs 5 "
-                   "pages' EIO", strict=True)
 def test_max_pages_counts_pages_not_windows(mount, fresh_emu):
     conns = fresh_emu.generate(P, 25, seed=1)      # pages 0, 1, 2 (short)
     m = mount(ng(page_size="10", concurrency="4", max_pages="3"))

@@ -130,7 +130,7 @@ def test_everything_within_the_ttl_costs_nothing(mount, fresh_emu, tmp_path):
     assert fresh_emu.count(P) == 1
 
 
-# --- content -------------------------------------------------------------------
+# --- content -----------------------------------------------------------------
 
 def test_files_are_the_api_objects_with_exact_sizes(mount, fresh_emu):
     conns = top(fresh_emu.generate(P, 200, seed=9))
@@ -191,7 +191,7 @@ def test_hard_names_and_duplicates(mount, fresh_emu):
             assert json.load(f) == c
 
 
-# --- query options ---------------------------------------------------------------
+# --- query options -----------------------------------------------------------
 
 def test_include_tags_false_drops_the_includes_parameter(mount, fresh_emu):
     conns = top(fresh_emu.generate(P, 40, seed=10))
@@ -262,7 +262,7 @@ def test_bad_options_fail_before_mounting(tmp_path, fresh_emu, line, needle):
     assert needle in r.stderr, r.stderr
 
 
-# --- backups -------------------------------------------------------------------
+# --- backups -----------------------------------------------------------------
 
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     conns = fresh_emu.generate(P, 300, seed=6)
