@@ -636,6 +636,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* A changed mtime or size drops cached pages (control files). */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	/* The kernel then caches "no ACL" instead of asking per ls -l. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Always plus: every ls -l wants the attributes anyway. */

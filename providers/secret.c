@@ -110,13 +110,20 @@ static int run_command(const char *cmd, char **out, char *err, size_t len)
 	int fds[2], status, rc;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC))
-		return -errno;
+	if (pipe2(fds, O_CLOEXEC)) {
+		rc = -errno;
+		snprintf(err, len, "cannot run token_command: %s",
+			 strerror(-rc));
+		return rc;
+	}
 	pid = fork();
 	if (pid < 0) {
+		rc = -errno;
 		close(fds[0]);
 		close(fds[1]);
-		return -errno;
+		snprintf(err, len, "cannot run token_command: %s",
+			 strerror(-rc));
+		return rc;
 	}
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDWR);
@@ -195,7 +202,7 @@ int secret_configure(struct secret *sec, struct conf_section *s,
 	const char *file = conf_get(s, "token_file");
 	const char *cmd = conf_get(s, "token_command");
 	const char *key = tok ? "token" : file ? "token_file" : "token_command";
-	char msg[CONF_ERRLEN / 2];
+	char msg[CONF_ERRLEN / 2] = "";
 	int rc;
 
 	memset(sec, 0, sizeof(*sec));

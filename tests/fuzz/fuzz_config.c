@@ -9,7 +9,10 @@
  * empty config; a parsed one has usable, unique section names and valid,
  * unique keys without line breaks; remote_new() either succeeds or returns
  * -EINVAL with a message, and no message ever contains a secret from the
- * environment or a token file.
+ * environment or a token file. A failing section is configured a second
+ * time right after another remote_new() has left a long error message on
+ * the stack: both messages must be the same, so a message buffer that is
+ * printed without ever being written (stale stack bytes) is caught.
  *
  * Nothing outside the process is touched: token_file values are mapped to
  * files this target writes into a private temporary directory (a fuzzed
@@ -59,6 +62,16 @@ enum { TF_GOOD, TF_EMPTY, TF_CTRL, TF_CRLF, TF_MISSING, TF_COUNT };
 static char dir[] = "/tmp/connfs-fuzz-config-XXXXXX";
 static char token_files[TF_COUNT][64];
 static char creds_path[64], aws_conf_path[64];
+
+/* A section whose remote_new() fails with a long message: "unknown
+ * provider type 'ZZZ...'". Used to leave known bytes on the stack. */
+static char dirty_type[200];
+static struct conf_kv dirty_kv = { .key = (char *)"type", .value = dirty_type,
+				   .line = 2 };
+static struct conf_section dirty = { .name = (char *)"dirty",
+				     .file = CONF_PATH, .line = 1,
+				     .file_mode = 0600, .kv = &dirty_kv,
+				     .nkv = 1 };
 
 pid_t __wrap_fork(void)
 {
@@ -150,6 +163,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	write_file(aws_conf_path, "[profile dev]\nregion = ap-south-1\n"
 		   "[profile bad]\nregion = Not A Region\n");
 	atexit(cleanup);
+	memset(dirty_type, 'Z', sizeof(dirty_type) - 1);
 	fuzz_env();
 	log_set_sink(quiet_log);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -238,8 +252,23 @@ static void check_remote(struct conf_section *s, size_t i)
 	FUZZ_ASSERT(strnlen(err, sizeof(err)) < sizeof(err));
 	no_secret(err);
 	if (rc) {
+		char again[CONF_ERRLEN] = "";
+		int rc2;
+
 		FUZZ_ASSERT(rc == -EINVAL);
 		FUZZ_ASSERT(err[0] && !r);
+		/* Same depth as the call above: its frames overlap. */
+		dirty_kv.used = false;
+		FUZZ_ASSERT(remote_new(&dirty, &d, &r, again) == -EINVAL);
+		for (size_t k = 0; k < s->nkv; k++)
+			s->kv[k].used = false;
+		rc2 = remote_new(s, &d, &r, again);
+		if (rc2 != rc || strcmp(err, again) != 0) {
+			fprintf(stderr, "remote_new() is not deterministic:\n"
+				"  first:  %d %s\n  second: %d %s\n", rc, err,
+				rc2, again);
+			abort();
+		}
 		return;
 	}
 	FUZZ_ASSERT(r && r->prov && r->state && r->http);
