@@ -22,33 +22,6 @@ uint64_t name_hash(const char *a, const char *b)
 	return h;
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	size_t len;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 static bool must_escape(unsigned char c, bool first)
 {
 	return c < 0x20 || c == 0x7f || c == '%' || c == '/' || c == '~' ||
@@ -58,11 +31,12 @@ static bool must_escape(unsigned char c, bool first)
 static int encode_part(struct buf *b, const char *part)
 {
 	const unsigned char *s = (const unsigned char *)part;
+	size_t len = strlen(part);
 
 	if (!*s)
 		return buf_puts(b, "%00");
 	for (size_t i = 0; s[i];) {
-		size_t n = utf8_seq(s + i);
+		size_t n = utf8_char(s + i, len - i);
 
 		if (n == 1 && !must_escape(s[i], i == 0)) {
 			if (buf_add(b, s + i, 1))
@@ -86,7 +60,7 @@ static size_t cut(const char *s, size_t len, size_t max)
 
 	while (i < len) {
 		size_t n = s[i] == '%' ? 3 :
-			   utf8_seq((const unsigned char *)s + i);
+			   utf8_char((const unsigned char *)s + i, len - i);
 
 		if (n == 0)
 			n = 1;

@@ -185,37 +185,13 @@ static int ac_total(const cJSON *root, long long *total)
 	return 0;
 }
 
-/* Checks every entry before any is handed over (no partial pages). */
-static int ac_check(const cJSON *list, unsigned long index, char *err,
-		    size_t errlen)
-{
-	const cJSON *conn;
-	char idbuf[32];
-	size_t i = 0;
-
-	cJSON_ArrayForEach(conn, list) {
-		const char *id = json_id(conn, "id", idbuf, sizeof(idbuf));
-		const char *what = !cJSON_IsObject(conn) ? "is not an object" :
-				   !id || !*id ? "has no id" : NULL;
-
-		i++;
-		if (what) {
-			snprintf(err, errlen, "activecampaign: connection "
-				 "%zu of page %lu %s", i, index + 1, what);
-			return -EPROTO;
-		}
-	}
-	return 0;
-}
-
 /* Update time, else creation time, else 0 (never "now"). */
 static struct timespec ac_mtime(const cJSON *conn)
 {
+	static const char *const keys[] = { "udate", "cdate", NULL };
 	struct timespec ts = { 0 };
 
-	if (!json_time_rfc3339(json_str(conn, "udate"), &ts) &&
-	    !json_time_rfc3339(json_str(conn, "cdate"), &ts))
-		ts = (struct timespec){ 0 };
+	json_time_first(conn, keys, &ts);
 	return ts;
 }
 
@@ -255,7 +231,8 @@ static int ac_parse_list(void *state, const struct page_req *pr,
 			 "number");
 		rc = -EPROTO;
 	} else {
-		rc = ac_check(list, pr->index, err, errlen);
+		rc = json_check_ids(list, "id", "activecampaign", pr->index, err,
+				    errlen);
 	}
 	for (; !rc && list->child; n++)
 		rc = ac_entry(pg, cJSON_DetachItemFromArray(list, 0));

@@ -1,6 +1,6 @@
 /*
- * Growable byte buffers and the URL-encoding helpers every request builder
- * needs. Knows nothing about HTTP transport, JSON or FUSE.
+ * Growable byte buffers, the URL-encoding helpers every request builder
+ * needs, and UTF-8 validation. Knows nothing about HTTP transport, JSON or FUSE.
  */
 #ifndef CONNFS_BUF_H
 #define CONNFS_BUF_H
@@ -27,6 +27,12 @@ int buf_query(struct buf *b, const char *key, const char *value);
 /* Hands the string to the caller (never NULL on success); resets b. */
 char *buf_steal(struct buf *b);
 void buf_release(struct buf *b);
+
+/*
+ * Length of the valid UTF-8 character at s (at most n bytes), or 0 for an
+ * invalid, overlong, surrogate or truncated sequence.
+ */
+size_t utf8_char(const unsigned char *s, size_t n);
 
 /* Decodes %XX sequences in place; returns -EINVAL on a malformed one. */
 int url_decode(char *s);

@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,37 @@ bool json_time_rfc3339(const char *s, struct timespec *out)
 	out->tv_sec = timegm(&tm) - off;
 	out->tv_nsec = nsec;
 	return true;
+}
+
+bool json_time_first(const cJSON *obj, const char *const *keys,
+		     struct timespec *out)
+{
+	for (; *keys; keys++)
+		if (json_time_rfc3339(json_str(obj, *keys), out))
+			return true;
+	return false;
+}
+
+int json_check_ids(const cJSON *list, const char *key, const char *name,
+		   unsigned long page, char *err, size_t errlen)
+{
+	const cJSON *conn;
+	char idbuf[32];
+	size_t i = 0;
+
+	cJSON_ArrayForEach(conn, list) {
+		const char *id = json_id(conn, key, idbuf, sizeof(idbuf));
+		const char *what = !cJSON_IsObject(conn) ? "is not an object" :
+				   !id || !*id ? "has no id" : NULL;
+
+		i++;
+		if (what) {
+			snprintf(err, errlen, "%s: connection %zu of page %lu "
+				 "%s", name, i, page + 1, what);
+			return -EPROTO;
+		}
+	}
+	return 0;
 }
 
 bool json_time_epoch(double secs, struct timespec *out)

@@ -26,6 +26,19 @@ bool json_num(const cJSON *obj, const char *key, double *out);
 
 /* RFC 3339 (Z or +hh:mm, 0-9 fraction digits) to UTC; false if invalid. */
 bool json_time_rfc3339(const char *s, struct timespec *out);
+/*
+ * The first of keys (NULL-terminated) holding an RFC 3339 time: an update
+ * time before a creation time, say. false, out untouched, if none does.
+ */
+bool json_time_first(const cJSON *obj, const char *const *keys,
+		     struct timespec *out);
+/*
+ * 0 if every element of list is an object with an id under key; else
+ * -EPROTO and "NAME: connection I of page P is not an object|has no id".
+ * Lets a parser refuse a page before handing any entry over.
+ */
+int json_check_ids(const cJSON *list, const char *key, const char *name,
+		   unsigned long page, char *err, size_t errlen);
 /* Epoch seconds (possibly fractional, exponent form) to a timespec. */
 bool json_time_epoch(double secs, struct timespec *out);
 

@@ -239,37 +239,13 @@ static int ng_build_list(void *state, const struct page_req *pr,
 	return 0;
 }
 
-/* Checks every entry before any is handed over (no partial pages). */
-static int ng_check(const cJSON *list, unsigned long index, char *err,
-		    size_t errlen)
-{
-	const cJSON *conn;
-	char idbuf[32];
-	size_t i = 0;
-
-	cJSON_ArrayForEach(conn, list) {
-		const char *id = json_id(conn, "id", idbuf, sizeof(idbuf));
-		const char *what = !cJSON_IsObject(conn) ? "is not an object" :
-				   !id || !*id ? "has no id" : NULL;
-
-		i++;
-		if (what) {
-			snprintf(err, errlen, "nango: connection %zu of "
-				 "page %lu %s", i, index + 1, what);
-			return -EPROTO;
-		}
-	}
-	return 0;
-}
-
 /* Lists say `created`, single objects `created_at` (§3.6); else 0. */
 static struct timespec ng_mtime(const cJSON *conn)
 {
+	static const char *const keys[] = { "created", "created_at", NULL };
 	struct timespec ts = { 0 };
 
-	if (!json_time_rfc3339(json_str(conn, "created"), &ts) &&
-	    !json_time_rfc3339(json_str(conn, "created_at"), &ts))
-		ts = (struct timespec){ 0 };
+	json_time_first(conn, keys, &ts);
 	return ts;
 }
 
@@ -303,7 +279,8 @@ static int ng_parse_list(void *state, const struct page_req *pr,
 			 "a connections array");
 		rc = -EPROTO;
 	} else {
-		rc = ng_check(list, pr->index, err, errlen);
+		rc = json_check_ids(list, "id", "nango", pr->index, err,
+				    errlen);
 	}
 	for (; !rc && list->child; n++)
 		rc = ng_entry(pg, cJSON_DetachItemFromArray(list, 0));

@@ -1,4 +1,5 @@
 /* Page and entry bookkeeping shared by every provider. See provider.h. */
+#include "buf.h"
 #include "provider.h"
 
 #include <errno.h>
@@ -55,35 +56,6 @@ void page_release(struct page *pg)
 	pg->total = -1;
 }
 
-/* Decodes one UTF-8 sequence; returns its length or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 void api_text(char *dst, size_t len, const char *src, size_t srclen)
 {
 	const unsigned char *s = (const unsigned char *)src;
@@ -92,7 +64,7 @@ void api_text(char *dst, size_t len, const char *src, size_t srclen)
 	if (!len)
 		return;
 	for (size_t i = 0; s && i < srclen && s[i] && w + 5 < len;) {
-		size_t n = utf8_len(s + i, srclen - i);
+		size_t n = utf8_char(s + i, srclen - i);
 
 		if (n == 1 && s[i] >= 0x20 && s[i] != 0x7f) {
 			dst[w++] = (char)s[i++];

@@ -160,16 +160,6 @@ static int ps_build_list(void *state, const struct page_req *pr,
 	return 0;
 }
 
-/* First valid spelling; false (out untouched) when there is none. */
-static bool ps_time(const cJSON *attrs, const char *const *keys,
-		    struct timespec *out)
-{
-	for (; *keys; keys++)
-		if (json_time_rfc3339(json_str(attrs, *keys), out))
-			return true;
-	return false;
-}
-
 static int ps_entry(struct page *pg, cJSON *conn, size_t i, char *err,
 		    size_t errlen)
 {
@@ -184,8 +174,8 @@ static int ps_entry(struct page *pg, cJSON *conn, size_t i, char *err,
 		cJSON_Delete(conn);
 		return -EPROTO;
 	}
-	if (!ps_time(attrs, updated_keys, &mtime))
-		ps_time(attrs, created_keys, &mtime);
+	if (!json_time_first(attrs, updated_keys, &mtime))
+		json_time_first(attrs, created_keys, &mtime);
 	return page_add(pg, id, id, NULL, &mtime, conn);
 }
 

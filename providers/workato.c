@@ -154,6 +154,7 @@ static int wk_build_list(void *state, const struct page_req *pr,
 static int wk_entry(struct page *pg, cJSON *conn, size_t i, char *err,
 		    size_t errlen)
 {
+	static const char *const times[] = { "updated_at", "created_at", NULL };
 	const char *name = json_str(conn, "name");
 	struct timespec mtime = { 0 };
 	const char *id;
@@ -167,8 +168,7 @@ static int wk_entry(struct page *pg, cJSON *conn, size_t i, char *err,
 		cJSON_Delete(conn);
 		return -EPROTO;
 	}
-	if (!json_time_rfc3339(json_str(conn, "updated_at"), &mtime))
-		json_time_rfc3339(json_str(conn, "created_at"), &mtime);
+	json_time_first(conn, times, &mtime);
 	return page_add(pg, id, name ? name : "", id, &mtime, conn);
 }
 
