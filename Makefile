@@ -38,7 +38,7 @@ LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check unit integration emulator-test demo undemo bench fuzz \
+.PHONY: all check unit integration emulator-test demo undemo bench fuzz stress \
         install uninstall format clean deps
 all: connfs
 
@@ -67,7 +67,12 @@ integration: connfs
 	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest tests/integration
 
 check: connfs unit
-	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest tests/emulator tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest \
+	  tests/emulator tests/integration tests/stress/stress.py
+
+# The long soak: 16 processes against random API faults (default 300 s).
+stress: connfs
+	$(PYTHON) tests/stress/stress.py --seconds $(or $(STRESS_SECONDS),300)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -3,13 +3,14 @@
  *
  * The kernel may run without OPEN (no-open mode, which saves two upcalls
  * per connection file), so control files cannot rely on an open handle or
- * on direct I/O: their size must be right when the kernel asks for it.
- * Status files are therefore rendered at lookup/getattr; a rendering that
- * differs from the last one replaces it with a new mtime (the kernel then
- * drops its cached pages), and reads are served from it: size, mtime and
- * bytes always belong together. Refresh files have a fixed size (one
- * padded record per directory), refresh when read at offset 0, and report
- * "now" as mtime so every read reaches the daemon.
+ * on direct I/O: their size must be right when the kernel asks for it, and
+ * the kernel's page cache must never mix two renderings. So every distinct
+ * rendering of a status file is a node of its own, with its own inode
+ * number, size and bytes that never change: a lookup returns the node of
+ * the current rendering (a new one only when the content changed), and a
+ * reader that holds an older node keeps reading that one. Refresh files
+ * have a fixed size (one padded record per directory), refresh when read
+ * at offset 0, and report "now" as mtime so every read reaches the daemon.
  */
 #include "control.h"
 
@@ -28,27 +29,40 @@ enum {
 	CTL_STATUS_JSON = 4,
 	CTL_REFRESH_DIR = 5,
 	CTL_REFRESH_ALL = 6,
-	CTL_REFRESH_ONE = 1024,	/* + directory index */
+	CTL_REFRESH_ONE = 1024,		/* + directory index */
 	CTL_END = 1024 + 65536,
 };
 
-#define RECORD 256		/* bytes per refresh result line */
-#define RENDERINGS 64
+#define NODE_BASE (1ULL << 32)		/* + rendering sequence number */
+#define NODE_END (1ULL << 48)
+#define NODES 64			/* renderings kept for readers */
+#define RECORD 256			/* bytes per refresh result line */
 
-/* The current rendering of each control file, LRU replaced. */
-static struct rendering {
-	uint64_t ino;
-	unsigned long used;
+/* One immutable rendering of a status file. */
+struct node {
+	uint64_t seq;			/* 0: free */
+	uint64_t kind;			/* CTL_STATUS or CTL_STATUS_JSON */
 	char *data;
 	size_t len;
 	struct timespec mtime;
-} renderings[RENDERINGS];
-static unsigned long render_clock;
-static pthread_mutex_t render_lock = PTHREAD_MUTEX_INITIALIZER;
+};
+
+static struct node nodes[NODES];
+static uint64_t next_seq = 1;
+static uint64_t current[2];		/* seq of the current rendering */
+static pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The latest refresh result of each refresh file. */
+static struct refresh_result {
+	uint64_t ino;
+	char *data;
+	size_t len;
+} results[NODES];
 
 bool control_ino(uint64_t ino)
 {
-	return ino >= CTL_DIR && ino < CTL_END;
+	return (ino >= CTL_DIR && ino < CTL_END) ||
+	       (ino >= NODE_BASE && ino < NODE_END);
 }
 
 static bool is_status(uint64_t ino)
@@ -67,107 +81,90 @@ static size_t refresh_size(struct connfs *fs, uint64_t ino)
 	return ino == CTL_REFRESH_ALL ? fs->ndirs * RECORD : RECORD;
 }
 
-static void attr(struct connfs *fs, uint64_t ino, size_t size,
+static void attr(struct connfs *fs, uint64_t ino, mode_t mode, size_t size,
 		 const struct timespec *mtime, struct stat *st)
 {
-	bool dir = ino == CTL_DIR || ino == CTL_REFRESH_DIR;
-
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_nlink = dir ? 2 : 1;
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_mtim = st->st_ctim = st->st_atim = fs->started;
-	if (dir) {
-		st->st_mode = S_IFDIR | 0555;
-		return;
-	}
-	st->st_mode = S_IFREG | (is_status(ino) ? 0444 : 0400);
 	st->st_size = (off_t)size;
-	if (mtime)
-		st->st_mtim = *mtime;
-	else
-		clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+	st->st_mtim = st->st_ctim = st->st_atim = *mtime;
 }
 
-/* The slot of ino, taking the least recently used one if new. */
-static struct rendering *slot(uint64_t ino)
+static struct node *node_of(uint64_t ino)
 {
-	struct rendering *lru = &renderings[0];
+	struct node *n;
 
-	for (size_t i = 0; i < RENDERINGS; i++) {
-		struct rendering *r = &renderings[i];
-
-		if (r->ino == ino) {
-			r->used = ++render_clock;
-			return r;
-		}
-		if (r->used < lru->used)
-			lru = r;
-	}
-	free(lru->data);
-	*lru = (struct rendering){ .ino = ino, .used = ++render_clock };
-	return lru;
+	if (ino < NODE_BASE || ino >= NODE_END)
+		return NULL;
+	n = &nodes[(ino - NODE_BASE) % NODES];
+	return n->seq == ino - NODE_BASE ? n : NULL;
 }
 
 /*
- * Keeps data (taken over) as the rendering of ino unless it equals the
- * current one; returns the size and mtime of what is now current.
+ * Renders status file `kind` and returns the attributes of the node that
+ * holds this content: the current one if nothing changed, else a new one.
  */
-static void keep(uint64_t ino, char *data, size_t len, size_t *size,
-		 struct timespec *mtime)
+static int status_node(struct connfs *fs, uint64_t kind, struct stat *st)
 {
-	struct rendering *r;
-
-	pthread_mutex_lock(&render_lock);
-	r = slot(ino);
-	if (r->data && r->len == len && !memcmp(r->data, data, len)) {
-		free(data);
-	} else {
-		free(r->data);
-		r->data = data;
-		r->len = len;
-		clock_gettime(CLOCK_REALTIME, &r->mtime);
-	}
-	*size = r->len;
-	*mtime = r->mtime;
-	pthread_mutex_unlock(&render_lock);
-}
-
-static char *render_status(struct connfs *fs, uint64_t ino, size_t *len)
-{
-	return ino == CTL_STATUS ? status_text(fs, len) : status_json(fs, len);
-}
-
-/* Status files get their content now, so the size reported is exact. */
-static int status_attr(struct connfs *fs, uint64_t ino, struct stat *st)
-{
-	struct timespec mtime;
-	size_t len, size;
-	char *data = render_status(fs, ino, &len);
+	size_t len;
+	char *data = kind == CTL_STATUS ? status_text(fs, &len) :
+					  status_json(fs, &len);
+	uint64_t *cur = &current[kind - CTL_STATUS];
+	struct node *n;
 
 	if (!data)
 		return -ENOMEM;
-	keep(ino, data, len, &size, &mtime);
-	attr(fs, ino, size, &mtime, st);
+	pthread_mutex_lock(&node_lock);
+	n = node_of(NODE_BASE + *cur);
+	if (n && n->len == len && !memcmp(n->data, data, len)) {
+		free(data);
+	} else {
+		*cur = next_seq++;
+		n = &nodes[*cur % NODES];
+		free(n->data);
+		*n = (struct node){ .seq = *cur, .kind = kind, .data = data,
+				    .len = len };
+		clock_gettime(CLOCK_REALTIME, &n->mtime);
+	}
+	attr(fs, NODE_BASE + n->seq, S_IFREG | 0444, n->len, &n->mtime, st);
+	pthread_mutex_unlock(&node_lock);
 	return 0;
 }
 
 int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st)
 {
+	struct timespec now;
+	struct node *n;
+	int rc = 0;
+
+	if (ino >= NODE_BASE) {
+		pthread_mutex_lock(&node_lock);
+		n = node_of(ino);
+		if (n)
+			attr(fs, ino, S_IFREG | 0444, n->len, &n->mtime, st);
+		else
+			rc = -ESTALE;
+		pthread_mutex_unlock(&node_lock);
+		return rc;
+	}
 	if (is_status(ino))
-		return status_attr(fs, ino, st);
+		return status_node(fs, ino, st);
 	if (is_refresh(fs, ino)) {
-		attr(fs, ino, refresh_size(fs, ino), NULL, st);
+		clock_gettime(CLOCK_REALTIME, &now);
+		attr(fs, ino, S_IFREG | 0400, refresh_size(fs, ino), &now, st);
 		return 0;
 	}
 	if (ino != CTL_DIR && ino != CTL_REFRESH_DIR)
 		return -ENOENT;
-	attr(fs, ino, 0, &fs->started, st);
+	attr(fs, ino, S_IFDIR | 0555, 0, &fs->started, st);
 	return 0;
 }
 
-/* Children without rendering anything (readdir must stay cheap). */
+/* Child i of a control directory, with its attributes; NULL past the end. */
 const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
 			  struct stat *st)
 {
@@ -177,15 +174,15 @@ const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
 	uint64_t ino;
 
 	if (dir == CTL_DIR) {
-		if (i >= 3)
+		if (i >= 3 || control_getattr(fs, top_ino[i], st))
 			return NULL;
-		attr(fs, top_ino[i], 0, &fs->started, st);
 		return top[i];
 	}
 	if (dir != CTL_REFRESH_DIR || i > fs->ndirs)
 		return NULL;
 	ino = i == fs->ndirs ? CTL_REFRESH_ALL : CTL_REFRESH_ONE + i;
-	attr(fs, ino, refresh_size(fs, ino), NULL, st);
+	if (control_getattr(fs, ino, st))
+		return NULL;
 	return i == fs->ndirs ? "all" : fs->dirs[i].remote->name;
 }
 
@@ -194,15 +191,12 @@ int control_lookup(struct connfs *fs, uint64_t parent, const char *name,
 {
 	const char *n;
 
-	if (parent == ROOT_INO) {
-		if (strcmp(name, CONTROL_NAME))
-			return -ENOENT;
-		attr(fs, CTL_DIR, 0, &fs->started, st);
-		return 0;
-	}
+	if (parent == ROOT_INO)
+		return strcmp(name, CONTROL_NAME) ? -ENOENT :
+		       control_getattr(fs, CTL_DIR, st);
 	for (size_t i = 0; (n = control_child(fs, parent, i, st)); i++)
 		if (!strcmp(n, name))
-			return control_getattr(fs, st->st_ino, st);
+			return 0;
 	return -ENOENT;
 }
 
@@ -239,57 +233,106 @@ static char *refresh(struct connfs *fs, uint64_t ino, size_t *len)
 	return buf_steal(&b);
 }
 
+/* A copy of node ino's bytes. */
+static int node_copy(uint64_t ino, char **data, size_t *len)
+{
+	struct node *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_of(ino);
+	if (!n)
+		rc = -ESTALE;
+	else if (!(*data = malloc(n->len ? n->len : 1)))
+		rc = -ENOMEM;
+	else
+		memcpy(*data, n->data, *len = n->len);
+	pthread_mutex_unlock(&node_lock);
+	return rc;
+}
+
 int control_open(struct connfs *fs, uint64_t ino, char **data, size_t *len)
 {
-	if (is_status(ino))
-		*data = render_status(fs, ino, len);
-	else if (is_refresh(fs, ino))
-		*data = refresh(fs, ino, len);
-	else
+	if (ino >= NODE_BASE)
+		return node_copy(ino, data, len);
+	if (!is_refresh(fs, ino))
 		return -EISDIR;
+	*data = refresh(fs, ino, len);
 	return *data ? 0 : -ENOMEM;
+}
+
+/* Copies [off, off + size) of data into a new buffer. */
+static int slice(const char *data, size_t total, off_t off, size_t size,
+		 char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (!data || off < 0 || (size_t)off >= total)
+		return 0;
+	*len = total - (size_t)off < size ? total - (size_t)off : size;
+	*out = malloc(*len);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, data + off, *len);
+	return 0;
+}
+
+static struct refresh_result *result_of(uint64_t ino)
+{
+	struct refresh_result *free_slot = NULL;
+
+	for (size_t i = 0; i < NODES; i++) {
+		if (results[i].ino == ino)
+			return &results[i];
+		if (!results[i].ino && !free_slot)
+			free_slot = &results[i];
+	}
+	if (free_slot)
+		free_slot->ino = ino;
+	return free_slot;
 }
 
 int control_read(struct connfs *fs, uint64_t ino, off_t off, size_t size,
 		 char **data, size_t *len)
 {
-	struct timespec mtime;
-	struct rendering *r;
-	size_t flen, cur;
-	char *fresh;
-	bool render;
-	int rc = 0;
+	struct refresh_result *r;
+	char *fresh = NULL;
+	size_t flen = 0;
+	struct node *n;
+	int rc;
 
-	/* A refresh (or a status nobody looked up first) happens here. */
-	pthread_mutex_lock(&render_lock);
-	r = slot(ino);
-	render = off == 0 && (is_refresh(fs, ino) || !r->data);
-	pthread_mutex_unlock(&render_lock);
-	if (render) {
-		if ((rc = control_open(fs, ino, &fresh, &flen)))
-			return rc;
-		keep(ino, fresh, flen, &cur, &mtime);
+	if (ino >= NODE_BASE) {
+		pthread_mutex_lock(&node_lock);
+		n = node_of(ino);
+		rc = n ? slice(n->data, n->len, off, size, data, len) : -ESTALE;
+		pthread_mutex_unlock(&node_lock);
+		return rc;
 	}
-	pthread_mutex_lock(&render_lock);
-	r = slot(ino);
-	*len = 0;
-	*data = NULL;
-	if (r->data && off >= 0 && (size_t)off < r->len) {
-		*len = r->len - (size_t)off < size ? r->len - (size_t)off : size;
-		*data = malloc(*len);
-		if (*data)
-			memcpy(*data, r->data + off, *len);
-		else
-			rc = -ENOMEM;
+	if (!is_refresh(fs, ino))
+		return -EISDIR;
+	/* The refresh happens on the read at offset 0, outside the lock. */
+	if (off == 0 && !(fresh = refresh(fs, ino, &flen)))
+		return -ENOMEM;
+	pthread_mutex_lock(&node_lock);
+	r = result_of(ino);
+	if (r && fresh) {
+		free(r->data);
+		r->data = fresh;
+		r->len = flen;
+		fresh = NULL;
 	}
-	pthread_mutex_unlock(&render_lock);
+	rc = r ? slice(r->data, r->len, off, size, data, len) : -ENOMEM;
+	pthread_mutex_unlock(&node_lock);
+	free(fresh);
 	return rc;
 }
 
 void control_release(void)
 {
-	for (size_t i = 0; i < RENDERINGS; i++) {
-		free(renderings[i].data);
-		renderings[i] = (struct rendering){ 0 };
+	for (size_t i = 0; i < NODES; i++) {
+		free(nodes[i].data);
+		free(results[i].data);
+		nodes[i] = (struct node){ 0 };
+		results[i] = (struct refresh_result){ 0 };
 	}
 }

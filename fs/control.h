@@ -10,7 +10,8 @@
  *
  * Refresh files are 0400: only the mount's owner (and root) may read them.
  * Each refresh result is one line padded to 256 bytes (the size must be
- * known before the refresh runs).
+ * known before the refresh runs). Each rendering of a status file is a
+ * node of its own (inode, size and bytes that never change).
  */
 #ifndef CONNFS_CONTROL_H
 #define CONNFS_CONTROL_H
@@ -26,7 +27,8 @@
 bool control_ino(uint64_t ino);
 /*
  * 0 and attributes, or -ENOENT. parent is ROOT_INO or a control dir.
- * Status files are rendered right here, so their size is exact.
+ * Status files are rendered right here: the attributes are those of the
+ * node holding the current rendering.
  */
 int control_lookup(struct connfs *fs, uint64_t parent, const char *name,
 		   struct stat *st);
@@ -34,7 +36,7 @@ int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st);
 /* Names of a control directory's children; NULL at the end. */
 const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
 			  struct stat *st);
-/* Renders a control file's content at open (new buffer). */
+/* A control file's content at open: a refresh runs here (new buffer). */
 int control_open(struct connfs *fs, uint64_t ino, char **data, size_t *len);
 /*
  * Without an open (the kernel's no-open mode): a read at offset 0 renders

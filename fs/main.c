@@ -10,6 +10,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <fuse_lowlevel.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

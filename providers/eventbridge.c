@@ -240,14 +240,19 @@ static int eb_parse_list(void *state, const struct page_req *pr,
 
 	(void)state;
 	(void)pr;
-	if (!cJSON_IsObject(root) || (list && !cJSON_IsArray(list)) ||
+	/*
+	 * The model makes Connections optional, but AWS always sends it; a
+	 * page without it is not a listing (an empty one would silently
+	 * replace the last good listing, or end a walk part way).
+	 */
+	if (!cJSON_IsObject(root) || !cJSON_IsArray(list) ||
 	    (next && !cJSON_IsString(next) && !cJSON_IsNull(next))) {
 		snprintf(err, errlen, "eventbridge: ListConnections response "
 			 "is not the documented shape");
 		cJSON_Delete(root);
 		return -EPROTO;
 	}
-	for (size_t i = 0; list && cJSON_GetArraySize(list) > 0 && !rc; i++)
+	for (size_t i = 0; cJSON_GetArraySize(list) > 0 && !rc; i++)
 		rc = eb_entry(pg, cJSON_DetachItemFromArray(list, 0), i, err,
 			      errlen);
 	/* NextToken is 1..2048 chars; treat "" as the end (§1.4). */

@@ -125,8 +125,13 @@ def assert_fails(names, err):
 
 
 def status(m, provider):
-    with open(m.path(".connfs", "status.json")) as f:
-        doc = json.load(f)
+    with open(m.path(".connfs", "status.json"), "rb") as f:
+        data = f.read()
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise AssertionError(".connfs/status.json is not JSON (%s): ...%r"
+                             % (e, data[-120:])) from None
     return next(d for d in doc if d["directory"] == provider)
 
 
@@ -198,7 +203,7 @@ def data(fresh_emu):
     return fresh_emu
 
 
-# --- (a) cold mount, retries exhausted ----------------------------------------
+# --- (a) cold mount, retries exhausted ---------------------------------------
 
 def cold_cases():
     """(id, fault, params, errno, section overrides)."""
@@ -228,7 +233,6 @@ def cold_cases():
 # A page without `Connections` is allowed by the EventBridge model (no member
 # is required), so connfs reads it as an empty page: with a NextToken the walk
 # goes on and ends with an empty directory. See the report of issue 4.
-EB_MISSING_FIELDS = "eventbridge: a page without Connections is read as empty"
 
 
 @pytest.mark.parametrize("case", cold_cases(), ids=lambda c: c[0])
@@ -252,9 +256,6 @@ def test_cold_mount_fails_with_the_fitting_errno(mount, data, case):
         names = listing(m, p)
         n = data.count(p)
         record("cold", name, p, names, n)
-        if name == "wrong_shape-missing_fields" and p == "eventbridge":
-            if isinstance(names, list):
-                pytest.xfail(EB_MISSING_FIELDS)
         if name == "wrong_shape-cursor_wrong_type" and p == "activecampaign":
             # meta.total as a number instead of a string: harmless, and read
             # correctly: the listing must then be complete and right.
@@ -308,7 +309,7 @@ def test_cold_mount_fails_with_the_fitting_errno(mount, data, case):
     alive(m, PROVIDERS)
 
 
-# --- (b) cold mount, transient fault ---------------------------------------------
+# --- (b) cold mount, transient fault -----------------------------------------
 
 def transient_cases():
     """(id, fault, params, count) for faults a retry can cure."""
@@ -338,11 +339,18 @@ def test_transient_fault_is_retried(mount, data, case):
         assert_complete(m, data, p, names)
         assert n == PAGES[p] + count, "%d requests, want %d" % (
             n, PAGES[p] + count)
-        assert status(m, p)["retries"] == count
+        retries = status(m, p)["retries"]
+        if fault == "reset_before":
+            # libcurl itself retries once, silently, when a reused
+            # connection is reset before any byte of the answer came back.
+            assert 1 <= retries <= count
+        else:
+            assert retries == count
 
     each(providers, scenario)
     if fault == "throttle":
-        assert "ThrottlingException" in m.logs()     # EventBridge's HTTP 400
+        # EventBridge's HTTP 400 ThrottlingException, retried
+        assert "eventbridge: Rate exceeded (HTTP 400); retry 2" in m.logs()
     alive(m, PROVIDERS)
 
 
@@ -370,9 +378,6 @@ def test_final_fault_is_not_retried(mount, data, case):
         names = listing(m, p)
         n = data.count(p)
         record("once", name, p, names, n)
-        if name == "wrong_shape-missing_fields" and p == "eventbridge":
-            if isinstance(names, list) and len(names) < N:
-                pytest.xfail(EB_MISSING_FIELDS)
         if name == "wrong_shape-cursor_wrong_type" and p == "activecampaign":
             assert_complete(m, data, p, names)
             return
@@ -387,7 +392,7 @@ def test_final_fault_is_not_retried(mount, data, case):
     alive(m, PROVIDERS)
 
 
-# --- (c) warm mount: stale listing, then recovery -----------------------------------
+# --- (c) warm mount: stale listing, then recovery ----------------------------
 
 def stale_cases():
     cases = [(f, f, {}) for f in RETRYABLE]
@@ -411,40 +416,42 @@ def test_warm_mount_serves_stale_and_recovers(mount, data, case):
     stale_seen = threading.Barrier(len(providers), action=data.reset,
                                    timeout=60)
 
+    def stale_phase(p):
+        """Old listing and bytes while the fault lasts; returns them."""
+        before = listing(m, p)
+        assert_complete(m, data, p, before)
+        first = m.path(p, before[0])
+        with open(first, "rb") as f:
+            content = f.read()
+        data.inject(p, fault, count=None, **params)
+        time.sleep(1.2)                           # past the TTL
+        now = listing(m, p)
+        n = data.count(p)
+        record("stale", name, p, "stale" if now == before else now, n)
+        if name == "wrong_shape-cursor_wrong_type" and p == "activecampaign":
+            assert now == before                  # accepted, same data
+            return False
+        assert n >= 1, "no refresh was attempted"
+        assert now == before, "the listing changed: %r" % (now,)
+        with open(first, "rb") as f:
+            assert f.read() == content
+        st = status(m, p)
+        assert st["stale"] is True and st["state"] == "stale", st
+        assert st["last_error"], st
+        assert st["entries"] == len(before)
+        assert xattr(m, p, "stale") == "1"
+        return before, first, content
+
     def scenario(p):
         try:
-            before = listing(m, p)
-            assert_complete(m, data, p, before)
-            first = m.path(p, before[0])
-            with open(first, "rb") as f:
-                content = f.read()
-            data.inject(p, fault, count=None, **params)
-            time.sleep(1.2)                       # past the TTL
-            now = listing(m, p)
-            n = data.count(p)
-            record("stale", name, p, "stale" if now == before else now, n)
-            if name == "wrong_shape-missing_fields" and p == "eventbridge":
-                if now != before:
-                    stale_seen.wait()
-                    pytest.xfail(EB_MISSING_FIELDS)
-            if name == "wrong_shape-cursor_wrong_type" and \
-                    p == "activecampaign":
-                assert now == before              # accepted, same data
-                stale_seen.wait()
-                return
-            assert n >= 1, "no refresh was attempted"
-            assert now == before, "the listing changed: %r" % (now,)
-            with open(first, "rb") as f:
-                assert f.read() == content
-            st = status(m, p)
-            assert st["stale"] is True and st["state"] == "stale", st
-            assert st["last_error"], st
-            assert st["entries"] == len(before)
-            assert xattr(m, p, "stale") == "1"
+            got = stale_phase(p)
         except BaseException:
             stale_seen.abort()
             raise
         stale_seen.wait()                   # the last one in resets faults
+        if got is False:
+            return
+        before, first, content = got
         # A failed refresh is not retried for min(ttl, 5 s) = 1 s.
         time.sleep(1.2)
         assert listing(m, p) == before
@@ -466,7 +473,7 @@ def test_warm_mount_serves_stale_and_recovers(mount, data, case):
     alive(m, PROVIDERS)
 
 
-# --- specifics ----------------------------------------------------------------------
+# --- specifics ---------------------------------------------------------------
 
 @pytest.mark.parametrize("date_form", [False, True], ids=["seconds", "date"])
 def test_retry_after_is_honoured(mount, data, date_form):

@@ -876,3 +876,45 @@ def test_background_daemon_logs_to_syslog(fresh_emu, tmp_path):
         syslog.close()
     assert not is_mounted(str(mnt))
     assert pid and wait_for(lambda: not pid_alive(pid), 10)
+
+
+def test_concurrent_status_readers_always_get_whole_renderings(mount,
+                                                               fresh_emu):
+    """Each rendering is its own node: readers never see two mixed."""
+    fresh_emu.generate(EB, 30, seed=77)
+    fresh_emu.generate(AC, 30, seed=78)
+    # ttl=0: every listing walks again, so the status changes all the time.
+    m = mount({EB: eb(page_size="10", ttl="0"),
+               AC: {"page_size": "10", "ttl": "0"}})
+    bad, reads = [], []
+    stop = threading.Event()
+
+    def lister():
+        while not stop.is_set():
+            os.listdir(m.path(EB))
+            os.listdir(m.path(AC))
+
+    def reader():
+        while not stop.is_set():
+            with open(m.path(".connfs", "status.json")) as f:
+                text = f.read()
+            try:
+                json.loads(text)
+            except ValueError as e:
+                bad.append("%s: %r" % (e, text[-80:]))
+            with open(m.path(".connfs", "status")) as f:
+                lines = f.read().splitlines()
+            if len(lines) != 3 or not lines[0].startswith("DIRECTORY"):
+                bad.append("status table: %r" % lines)
+            reads.append(1)
+
+    listers = [threading.Thread(target=lister) for _ in range(3)]
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for t in listers + readers:
+        t.start()
+    # Read while at least ten walks change the status under the readers.
+    walked = wait_for(lambda: fresh_emu.count(EB) >= 30, 60)
+    stop.set()
+    for t in listers + readers:
+        t.join()
+    assert walked and len(reads) > 0 and bad == []

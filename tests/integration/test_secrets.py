@@ -1,0 +1,171 @@
+"""No secret anywhere (issue 4, "Secrets").
+
+A fault-heavy session on all five providers at once, at the highest log
+level and with libfuse's debug output (-o debug, the same as -d), using
+every way connfs gets credentials (environment, AWS session credentials,
+an AWS profile file, token_file, token_command) and some wrong ones (so
+that 401/403 and signature errors happen besides the injected faults).
+Afterwards the whole mount, the hidden status files, every extended
+attribute, the log and the daemon's stderr are searched for every
+credential handed to it: none may appear. The mount is private:
+default_permissions, and no allow_other.
+"""
+
+import os
+import subprocess
+import threading
+import time
+
+from conftest import SECRETS, is_mounted
+from emulator import CREDENTIALS
+
+PROVIDERS = ("eventbridge", "activecampaign", "nango", "persona", "workato")
+SESSION_SECRET = "connfs-test-secret-session"
+SESSION_TOKEN = "connfs-test-session-token-5d2e"
+WRONG = {
+    "aws": "wrong-aws-secret-0451-do-not-log",
+    "activecampaign": "wrong-ac-token-5150-do-not-log",
+    "workato": "wrong-workato-token-7781-do-not-log",
+}
+ALL_SECRETS = SECRETS + [SESSION_SECRET, SESSION_TOKEN] + list(WRONG.values())
+
+
+def common(**keys):
+    base = {"ttl": "1", "timeout": "1", "deadline": "3", "rate": "0",
+            "max_pages": "30"}
+    base.update({k: str(v) for k, v in keys.items()})
+    return base
+
+
+def secret_file(tmp_path, name, value):
+    p = tmp_path / name
+    p.write_text(value + "\n")
+    p.chmod(0o600)
+    return str(p)
+
+
+def run(*cmd):
+    return subprocess.run(list(cmd), capture_output=True, text=True,
+                          errors="replace")
+
+
+def test_no_secret_anywhere_after_a_fault_heavy_session(mount, fresh_emu,
+                                                       tmp_path):
+    for p in PROVIDERS:
+        fresh_emu.generate(p, 30, seed=5)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(
+        "[prod]\naws_access_key_id = AKIDCONNFSTEST\n"
+        "aws_secret_access_key = %s\n\n"
+        "[bad]\naws_access_key_id = AKIDCONNFSTEST\n"
+        "aws_secret_access_key = %s\n" % (SECRETS[0], WRONG["aws"]))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    sections = {
+        # AWS session credentials from the environment (below)
+        "eventbridge": common(region="us-east-1", page_size=10),
+        "eb-profile": common(type="eventbridge", profile="prod",
+                             region="us-east-1", page_size=10),
+        "eb-wrong": common(type="eventbridge", profile="bad",
+                           region="us-east-1"),
+        "activecampaign": common(page_size=10, token_file=secret_file(
+            keys, "ac", CREDENTIALS["activecampaign"])),
+        "ac-wrong": common(type="activecampaign", token_file=secret_file(
+            keys, "ac-wrong", WRONG["activecampaign"])),
+        "nango": common(page_size=10, token_command="cat %s" % secret_file(
+            keys, "nango", CREDENTIALS["nango"])),
+        "persona": common(page_size=10),            # from the environment
+        "workato": common(token_command="cat %s" % secret_file(
+            keys, "wk", CREDENTIALS["workato"])),
+        "workato-wrong": common(type="workato", token_file=secret_file(
+            keys, "wk-wrong", WRONG["workato"])),
+    }
+    env = {"AWS_ACCESS_KEY_ID": "AKIDCONNFSSESSION",
+           "AWS_SECRET_ACCESS_KEY": SESSION_SECRET,
+           "AWS_SESSION_TOKEN": SESSION_TOKEN,
+           "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+           "AWS_CONFIG_FILE": str(aws / "config")}
+    m = mount(sections, options=["loglevel=debug", "debug"], env=env)
+    dirs = sorted(sections)
+    assert sorted(os.listdir(m.dir)) == dirs
+
+    # Every fault the emulator has (bar the slow ones), auth failures first.
+    for p in PROVIDERS:
+        fresh_emu.inject(p, "http401", count=1)
+        fresh_emu.inject(p, "http403", count=1)
+        fresh_emu.inject(p, "redirect", count=1)
+    fresh_emu.random_faults(probability=0.4, seed=7)
+
+    stop = time.monotonic() + 8
+    errors = []
+
+    def worker(d):
+        while time.monotonic() < stop:
+            try:
+                for n in os.listdir(m.path(d))[:10]:
+                    with open(m.path(d, n), "rb") as f:
+                        f.read()
+            except OSError as e:
+                errors.append(e.errno)
+            run("getfattr", "-d", "-m", "-", m.path(d))
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=worker, args=(d,)) for d in dirs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors, "the faults caused no error at all"
+
+    # Calm again: the good accounts list, the wrong ones stay refused.
+    fresh_emu.reset()
+    time.sleep(1.2)
+    for d in dirs:
+        if "wrong" in d:
+            assert run("ls", m.path(d)).returncode != 0
+        else:
+            assert len(os.listdir(m.path(d))) >= 20     # Workato: 23 top-level
+
+    found = []
+
+    def search(where, text):
+        for s in ALL_SECRETS:
+            if s in text:
+                found.append("%s in %s" % (s[:6] + "...", where))
+
+    grep = run("grep", "-r", "-F", "-l", *sum((["-e", s] for s in
+                                                ALL_SECRETS), []), m.dir)
+    assert grep.stdout == "", "grep found: %s" % grep.stdout
+    # The refused accounts' directories cannot be read (EACCES): fine.
+    for line in grep.stderr.splitlines():
+        assert "-wrong: Permission denied" in line, line
+    search("grep's messages", grep.stderr)
+    for name in ("status", "status.json", "refresh/all"):
+        with open(m.path(".connfs", name), errors="replace") as f:
+            search(".connfs/" + name, f.read())
+    xattrs = run("getfattr", "-R", "-d", "-m", "-", m.dir)
+    assert "user.connfs.last_error" in xattrs.stdout
+    search("xattrs", xattrs.stdout + xattrs.stderr)
+    for f in ("status", "status.json"):
+        x = run("getfattr", "-d", "-m", "-", m.path(".connfs", f))
+        search("xattrs of .connfs/" + f, x.stdout + x.stderr)
+    logs, out = m.logs(), m.output()
+    search("the log", logs)
+    search("stderr", out)
+    assert not found, found
+
+    # The session really was what it claims to be.
+    assert "unique:" in out, "no libfuse debug output (-o debug)"
+    assert "; retry 1 in" in logs                   # loglevel=debug: info shown
+    assert "eb-wrong: InvalidSignatureException" in logs
+    assert "ac-wrong: Forbidden" in logs
+    assert "workato-wrong: Unauthorized" in logs
+    assert "redirect not followed" in logs
+
+    with open("/proc/mounts") as f:
+        opts = next(line.split()[3] for line in f
+                    if line.split()[1] == m.dir)
+    assert "default_permissions" in opts.split(","), opts
+    assert "allow_other" not in opts, opts
+    assert is_mounted(m.dir)
