@@ -3,7 +3,10 @@
  * provider account) and the provider directories (one read-only file per
  * connection). Lookups and readdir of an expired directory refresh it
  * through its cache; getattr, open and read only ever look at snapshots in
- * memory. Kernel entry and attribute caches last as long as the TTL.
+ * memory. Kernel entry and attribute caches last as long as the TTL, and
+ * where the kernel allows it files are read without OPEN/RELEASE upcalls
+ * (no-open mode), straight from its page cache; notify.c invalidates what
+ * a refresh changed.
  */
 #include <errno.h>
 #include <fcntl.h>
