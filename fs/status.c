@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "ratelimit.h"
 
-#define XATTR_PREFIX "user.connfs."
+#define XATTR_PREFIX STATUS_XATTR_PREFIX
 
 /* One directory's state, gathered under the right locks. */
 struct dstat {

@@ -10,6 +10,8 @@
 
 #include "connfs.h"
 
+#define STATUS_XATTR_PREFIX "user.connfs."
+
 /* New strings (caller frees); *len set. */
 char *status_text(struct connfs *fs, size_t *len);
 char *status_json(struct connfs *fs, size_t *len);
