@@ -5,10 +5,12 @@ against the emulator on 127.0.0.1 and uses real tools on the mount. A mount
 is always unmounted at the end and the daemon must then exit with 0.
 """
 
+import calendar
 import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -24,6 +26,27 @@ AWS_SECRET = CREDENTIALS["eventbridge"][AKID][0]
 # Every secret a test hands connfs: none may ever appear in a file or log.
 SECRETS = [AWS_SECRET, CREDENTIALS["activecampaign"], CREDENTIALS["nango"],
            CREDENTIALS["persona"], CREDENTIALS["workato"]]
+
+
+def part(s):
+    """One percent-encoded file name part (the naming rule in the manual),
+    computed independently of connfs."""
+    if s == "":
+        return "%00"
+    out = []
+    for i, ch in enumerate(s):
+        if (ord(ch) < 0x20 or ch in "\x7f%/~"
+                or (i == 0 and ch in ".-")):
+            out.append("%%%02X" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def epoch_ns(iso):
+    """An RFC 3339 time as integer nanoseconds since the epoch."""
+    dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
 
 
 def daemon_env(home, extra=None):

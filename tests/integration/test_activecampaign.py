@@ -1,17 +1,15 @@
 """ActiveCampaign end to end: offset paging costs, exact bytes, names,
 filters, backups, cache lifetime and errors (providers.md §2)."""
 
-import calendar
 import errno
 import json
 import os
 import subprocess
 import time
-from datetime import datetime
 
 import pytest
 
-from conftest import BINARY, daemon_env
+from conftest import BINARY, daemon_env, part, epoch_ns
 
 P = "activecampaign"
 
@@ -22,28 +20,10 @@ def ac(**keys):
 
 # --- expectations, computed independently of connfs ------------------------
 
-def part(s):
-    """One percent-encoded file name part (the decided naming rule)."""
-    if s == "":
-        return "%00"
-    out = []
-    for i, ch in enumerate(s):
-        if (ord(ch) < 0x20 or ch in "\x7f%/~"
-                or (i == 0 and ch in ".-")):
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
-
 
 def fname(conn):
     """`name~id.json`."""
     return "%s~%s.json" % (part(conn.get("name") or ""), part(conn["id"]))
-
-
-def epoch_ns(iso):
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
 
 
 def want_mtime_ns(conn):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SECRETS
+from conftest import ROOT, SECRETS, part
 
 SAMPLE = os.path.join(ROOT, "tests", "data", "sample.json")
 FIVE = ["activecampaign", "eventbridge", "nango", "persona", "workato"]
@@ -25,20 +25,6 @@ def sections(names=FIVE, **keys):
         if p == "eventbridge":
             out[p]["region"] = "us-east-1"
     return out
-
-
-def part(s):
-    """One percent-encoded file name part (the decided naming rule)."""
-    if s == "":
-        return "%00"
-    out = []
-    for i, ch in enumerate(s):
-        if (ord(ch) < 0x20 or ch in "\x7f%/~"
-                or (i == 0 and ch in ".-")):
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def fname(provider, c):

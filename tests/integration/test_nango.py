@@ -2,18 +2,16 @@
 hostile connection ids, filters, backups, cache lifetime and errors
 (providers.md §3)."""
 
-import calendar
 import errno
 import json
 import math
 import os
 import subprocess
 import time
-from datetime import datetime
 
 import pytest
 
-from conftest import BINARY, daemon_env
+from conftest import BINARY, daemon_env, part, epoch_ns
 
 P = "nango"
 ALLOWED = {"limit", "page", "integrationId", "search"}
@@ -24,19 +22,6 @@ def ng(**keys):
 
 
 # --- expectations, computed independently of connfs ------------------------
-
-def part(s):
-    """One percent-encoded file name part (the decided naming rule)."""
-    if s == "":
-        return "%00"
-    out = []
-    for i, ch in enumerate(s):
-        if (ord(ch) < 0x20 or ch in "\x7f%/~"
-                or (i == 0 and ch in ".-")):
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def fname(c):
@@ -68,11 +53,6 @@ def names(conns):
     for n, c in zip(raw, conns):
         out[tagged(n[:-5], c["id"]) if raw.count(n) > 1 else n] = c
     return out
-
-
-def epoch_ns(iso):
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
 
 
 def expected_requests(n, limit, concurrency):

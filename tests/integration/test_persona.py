@@ -1,7 +1,6 @@
 """Persona end to end: cursor paging through links.next, Key-Inflection,
 the status filter, backups, cache lifetime and errors (providers.md §4)."""
 
-import calendar
 import errno
 import json
 import math
@@ -12,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import BINARY, daemon_env
+from conftest import BINARY, daemon_env, part, epoch_ns
 
 P = "persona"
 ORG = "org_Q4mTz8Yw1Lk2"
@@ -24,28 +23,10 @@ def ps(**keys):
 
 # --- expectations, computed independently of connfs ------------------------
 
-def part(s):
-    """One percent-encoded file name part (the decided naming rule)."""
-    if s == "":
-        return "%00"
-    out = []
-    for i, ch in enumerate(s):
-        if (ord(ch) < 0x20 or ch in "\x7f%/~"
-                or (i == 0 and ch in ".-")):
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
-
 
 def fname(c):
     """`cxn_id.json`."""
     return part(c["id"]) + ".json"
-
-
-def epoch_ns(iso):
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
 
 
 def api_order(conns):

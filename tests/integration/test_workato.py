@@ -2,17 +2,15 @@
 exact bytes, duplicate names, filters, backups, cache lifetime and errors
 (providers.md §5)."""
 
-import calendar
 import errno
 import json
 import os
 import subprocess
 import time
-from datetime import datetime
 
 import pytest
 
-from conftest import BINARY, daemon_env
+from conftest import BINARY, daemon_env, part, epoch_ns
 
 P = "workato"
 
@@ -23,28 +21,10 @@ def wk(**keys):
 
 # --- expectations, computed independently of connfs ------------------------
 
-def part(s):
-    """One percent-encoded file name part (the decided naming rule)."""
-    if s == "":
-        return "%00"
-    out = []
-    for i, ch in enumerate(s):
-        if (ord(ch) < 0x20 or ch in "\x7f%/~"
-                or (i == 0 and ch in ".-")):
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
-
 
 def fname(c):
     """`name~id.json`."""
     return "%s~%d.json" % (part(c.get("name") or ""), c["id"])
-
-
-def epoch_ns(iso):
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return calendar.timegm(dt.utctimetuple()) * 10**9 + dt.microsecond * 1000
 
 
 def top(conns):
