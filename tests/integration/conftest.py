@@ -79,6 +79,32 @@ def config_text(sections):
     return "\n".join(out)
 
 
+def tar_round_trip(m, tmp_path):
+    """tar czf of the whole mount, extracted elsewhere, is byte-identical
+    to the mount (diff -r). Returns the extracted copy."""
+    tarball = tmp_path / "mount.tgz"
+    subprocess.run(["tar", "czf", str(tarball), "-C", m.dir, "."],
+                   check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
+    subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
+    return out
+
+
+def rsync_twice(m, tmp_path, files):
+    """rsync -a of the mount copies `files` files; a second run transfers
+    nothing (exact sizes, stable mtimes); the copy is identical."""
+    dest = str(tmp_path / "backup") + "/"
+    first = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
+                           check=True, capture_output=True, text=True)
+    assert first.stdout.count(">f+++++++++") == files
+    second = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
+                            check=True, capture_output=True, text=True)
+    assert second.stdout.strip() == ""
+    subprocess.run(["diff", "-r", m.dir, dest], check=True)
+
+
 def is_mounted(path):
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path and line.split()[2] == "fuse.connfs"

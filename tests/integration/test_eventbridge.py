@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import BINARY, config_text, daemon_env
+from conftest import (BINARY, config_text, daemon_env, tar_round_trip,
+                      rsync_twice)
 
 EB = {"eventbridge": {"region": "us-east-1"}}
 
@@ -90,13 +91,7 @@ def test_grep_finds_the_one_connection(mount, fresh_emu):
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     fresh_emu.generate("eventbridge", 400, seed=9)
     m = mount(EB)
-    tarball = tmp_path / "conns.tgz"
-    subprocess.run(["tar", "czf", str(tarball), "-C", m.dir, "."],
-                   check=True)
-    out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
-    subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
+    out = tar_round_trip(m, tmp_path)
     assert len(os.listdir(out / "eventbridge")) == 400
 
 
@@ -104,14 +99,7 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
                                                        tmp_path):
     fresh_emu.generate("eventbridge", 200, seed=11)
     m = mount(EB)
-    dest = str(tmp_path / "backup") + "/"
-    first = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                           check=True, capture_output=True, text=True)
-    assert first.stdout.count(">f+++++++++") == 200
-    second = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                            check=True, capture_output=True, text=True)
-    assert second.stdout.strip() == ""
-    subprocess.run(["diff", "-r", m.dir, dest], check=True)
+    rsync_twice(m, tmp_path, 200)
 
 
 def test_cp_r_copies_everything(mount, fresh_emu, tmp_path):

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import BINARY, daemon_env, part, epoch_ns
+from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
+                      rsync_twice)
 
 P = "nango"
 ALLOWED = {"limit", "page", "integrationId", "search"}
@@ -381,13 +382,7 @@ def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     conns[2]["connection_id"] = ".hidden"
     fresh_emu.set_connections(P, conns)
     m = mount(ng())
-    tarball = tmp_path / "ng.tgz"
-    subprocess.run(["tar", "czf", str(tarball), "-C", m.dir, "."],
-                   check=True)
-    out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
-    subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
+    out = tar_round_trip(m, tmp_path)
     assert sorted(os.listdir(out / P)) == sorted(names(conns))
     assert fresh_emu.count(P) == 1
 
@@ -396,14 +391,7 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
                                                        tmp_path):
     conns = fresh_emu.generate(P, 120, seed=11)
     m = mount(ng())
-    dest = str(tmp_path / "backup") + "/"
-    first = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                           check=True, capture_output=True, text=True)
-    assert first.stdout.count(">f+++++++++") == len(conns)
-    second = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                            check=True, capture_output=True, text=True)
-    assert second.stdout.strip() == ""
-    subprocess.run(["diff", "-r", m.dir, dest], check=True)
+    rsync_twice(m, tmp_path, len(conns))
     assert fresh_emu.count(P) == 1
 
 

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from conftest import BINARY, daemon_env, part, epoch_ns
+from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
+                      rsync_twice)
 
 P = "persona"
 ORG = "org_Q4mTz8Yw1Lk2"
@@ -261,13 +262,7 @@ def test_unknown_status_fails_before_mounting(tmp_path, fresh_emu):
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     fresh_emu.generate(P, 250, seed=6)
     m = mount(ps())
-    tarball = tmp_path / "ps.tgz"
-    subprocess.run(["tar", "czf", str(tarball), "-C", m.dir, "."],
-                   check=True)
-    out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
-    subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
+    out = tar_round_trip(m, tmp_path)
     assert len(os.listdir(out / P)) == 250
     assert fresh_emu.count(P) == 3
 
@@ -276,14 +271,7 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
                                                        tmp_path):
     fresh_emu.generate(P, 120, seed=11)
     m = mount(ps())
-    dest = str(tmp_path / "backup") + "/"
-    first = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                           check=True, capture_output=True, text=True)
-    assert first.stdout.count(">f+++++++++") == 120
-    second = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                            check=True, capture_output=True, text=True)
-    assert second.stdout.strip() == ""
-    subprocess.run(["diff", "-r", m.dir, dest], check=True)
+    rsync_twice(m, tmp_path, 120)
     assert fresh_emu.count(P) == 2
 
 

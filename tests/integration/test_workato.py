@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import BINARY, daemon_env, part, epoch_ns
+from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
+                      rsync_twice)
 
 P = "workato"
 
@@ -247,13 +248,7 @@ def test_bad_options_fail_before_mounting(tmp_path, fresh_emu, line, needle):
 def test_tar_round_trip_is_byte_identical(mount, fresh_emu, tmp_path):
     conns = fresh_emu.generate(P, 300, seed=6)
     m = mount(wk(include_runtime_connections="true"))
-    tarball = tmp_path / "wk.tgz"
-    subprocess.run(["tar", "czf", str(tarball), "-C", m.dir, "."],
-                   check=True)
-    out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(["tar", "xzf", str(tarball), "-C", str(out)], check=True)
-    subprocess.run(["diff", "-r", m.dir, str(out)], check=True)
+    out = tar_round_trip(m, tmp_path)
     assert len(os.listdir(out / P)) == len(conns)
     assert fresh_emu.count(P) == 1
 
@@ -262,14 +257,7 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
                                                        tmp_path):
     conns = fresh_emu.generate(P, 150, seed=11)
     m = mount(wk(include_runtime_connections="true"))
-    dest = str(tmp_path / "backup") + "/"
-    first = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                           check=True, capture_output=True, text=True)
-    assert first.stdout.count(">f+++++++++") == len(conns)
-    second = subprocess.run(["rsync", "-a", "-i", m.dir + "/", dest],
-                            check=True, capture_output=True, text=True)
-    assert second.stdout.strip() == ""
-    subprocess.run(["diff", "-r", m.dir, dest], check=True)
+    rsync_twice(m, tmp_path, len(conns))
     assert fresh_emu.count(P) == 1
 
 

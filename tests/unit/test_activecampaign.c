@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "json.h"
 #include "provider.h"
@@ -25,88 +26,6 @@ static const struct provider *const P = &provider_activecampaign;
 #define TOKEN "0123456789abcdef0123456789abcdef"
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (p = malloc((size_t)n + 1))) {
-		*len = fread(p, 1, (size_t)n, f);
-		p[*len] = '\0';
-	}
-	fclose(f);
-	return p;
-}
-
-/* A 2xx or error response with the fixture (or NULL) as body. */
-static void resp_init(struct http_resp *r, long status, const char *fixture)
-{
-	char path[256];
-
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->retry_after = -1;
-	if (fixture) {
-		snprintf(path, sizeof(path), "fixtures/%s", fixture);
-		r->body = slurp(path, &r->len);
-		if (!r->body)
-			fprintf(stderr, "cannot read %s\n", path);
-	}
-}
-
-static void resp_body(struct http_resp *r, const char *text)
-{
-	free(r->body);
-	r->body = strdup(text);
-	r->len = strlen(text);
-}
-
-static void resp_header(struct http_resp *r, const char *name,
-			const char *value)
-{
-	r->headers[r->nheaders].name = strdup(name);
-	r->headers[r->nheaders].value = strdup(value);
-	r->nheaders++;
-}
-
-#define MAX_KV 8
-
-struct sect {
-	struct conf_section s;
-	struct conf_kv kv[MAX_KV];
-};
-
-static void sect_init(struct sect *t, const char *file)
-{
-	memset(t, 0, sizeof(*t));
-	t->s.name = (char *)"ac";
-	t->s.file = file;
-	t->s.line = 3;
-	t->s.file_mode = 0600;
-	t->s.kv = t->kv;
-}
-
-static void sect_set(struct sect *t, const char *key, const char *value)
-{
-	struct conf_kv *kv = &t->kv[t->s.nkv++];
-
-	kv->key = (char *)key;
-	kv->value = (char *)value;
-	kv->line = 3 + (int)t->s.nkv;
-}
-
-static struct conf_kv *sect_kv(struct sect *t, const char *key)
-{
-	for (size_t i = 0; i < t->s.nkv; i++)
-		if (strcmp(t->kv[i].key, key) == 0)
-			return &t->kv[i];
-	return NULL;
-}
 
 static void clear_env(void)
 {
@@ -122,7 +41,7 @@ static void *configure_ok(const char *service, const char *externalid)
 	void *st = NULL;
 	int rc;
 
-	sect_init(&t, NULL);
+	sect_init(&t, "ac", NULL, 3);
 	sect_set(&t, "token", TOKEN);
 	if (service)
 		sect_set(&t, "service", service);
@@ -200,7 +119,7 @@ static void test_configure_url(void)
 	P->release(st);
 
 	/* url= that already ends in /api/3 is not doubled. */
-	sect_init(&t, NULL);
+	sect_init(&t, "ac", NULL, 3);
 	sect_set(&t, "token", TOKEN);
 	st = NULL;
 	CHECK_INT(P->configure(&t.s, HOST "/api/3", &st, err), 0);
@@ -209,7 +128,7 @@ static void test_configure_url(void)
 	P->release(st);
 
 	/* No url= and no environment: an error naming both. */
-	sect_init(&t, NULL);
+	sect_init(&t, "ac", NULL, 3);
 	sect_set(&t, "token", TOKEN);
 	st = NULL;
 	err[0] = '\0';
@@ -259,7 +178,7 @@ static void test_configure_token(void)
 
 	clear_env();
 	/* No token anywhere: the message names the environment variable. */
-	sect_init(&t, NULL);
+	sect_init(&t, "ac", NULL, 3);
 	CHECK_INT(P->configure(&t.s, HOST, &st, err), -EINVAL);
 	CHECK(st == NULL);
 	CHECK(strstr(err, "ACTIVECAMPAIGN_API_TOKEN") != NULL);
@@ -291,7 +210,7 @@ static void test_configure_token(void)
 		return;
 	CHECK(write(fd, "first-token\n", 12) == 12);
 	close(fd);
-	sect_init(&t, NULL);
+	sect_init(&t, "ac", NULL, 3);
 	sect_set(&t, "token_file", path);
 	st = NULL;
 	CHECK_INT(P->configure(&t.s, HOST, &st, err), 0);
@@ -322,7 +241,7 @@ static void test_configure_keys(void)
 
 	clear_env();
 	/* Own keys are marked used; foreign keys are left for the caller. */
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "ac", "/etc/connfs.conf", 3);
 	sect_set(&t, "token_command", "echo cmd-token");
 	sect_set(&t, "service", "shopify");
 	sect_set(&t, "externalid", "foo.myshopify.com");
@@ -335,7 +254,7 @@ static void test_configure_keys(void)
 	P->release(st);
 
 	/* An empty filter is an error with file, line and key. */
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "ac", "/etc/connfs.conf", 3);
 	sect_set(&t, "token", TOKEN);
 	sect_set(&t, "service", "");
 	st = NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "json.h"
 #include "provider.h"
@@ -28,87 +29,6 @@ static char tmpdir[] = "/tmp/connfs-eb-XXXXXX";
 static char cred_path[256], conf_path[256];
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (p = malloc((size_t)n + 1))) {
-		*len = fread(p, 1, (size_t)n, f);
-		p[*len] = '\0';
-	}
-	fclose(f);
-	return p;
-}
-
-static void resp_init(struct http_resp *r, long status, const char *fixture)
-{
-	char path[256];
-
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->retry_after = -1;
-	if (fixture) {
-		snprintf(path, sizeof(path), "fixtures/%s", fixture);
-		r->body = slurp(path, &r->len);
-		if (!r->body)
-			fprintf(stderr, "cannot read %s\n", path);
-	}
-}
-
-static void resp_body(struct http_resp *r, const char *text)
-{
-	free(r->body);
-	r->body = strdup(text);
-	r->len = strlen(text);
-}
-
-static void resp_header(struct http_resp *r, const char *name,
-			const char *value)
-{
-	r->headers[r->nheaders].name = strdup(name);
-	r->headers[r->nheaders].value = strdup(value);
-	r->nheaders++;
-}
-
-#define MAX_KV 8
-
-struct sect {
-	struct conf_section s;
-	struct conf_kv kv[MAX_KV];
-};
-
-static void sect_init(struct sect *t, const char *file)
-{
-	memset(t, 0, sizeof(*t));
-	t->s.name = (char *)"eb";
-	t->s.file = file;
-	t->s.line = 7;
-	t->s.file_mode = 0600;
-	t->s.kv = t->kv;
-}
-
-static void sect_set(struct sect *t, const char *key, const char *value)
-{
-	struct conf_kv *kv = &t->kv[t->s.nkv++];
-
-	kv->key = (char *)key;
-	kv->value = (char *)value;
-	kv->line = 7 + (int)t->s.nkv;
-}
-
-static struct conf_kv *sect_kv(struct sect *t, const char *key)
-{
-	for (size_t i = 0; i < t->s.nkv; i++)
-		if (strcmp(t->kv[i].key, key) == 0)
-			return &t->kv[i];
-	return NULL;
-}
 
 static int write_file(const char *path, const char *text)
 {
@@ -259,7 +179,7 @@ static void test_env_creds(void)
 	/* Static keys from the environment, region from AWS_REGION. */
 	env_creds(NULL);
 	setenv("AWS_REGION", "eu-west-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, NULL, err);
 	if (!st)
 		return;
@@ -311,7 +231,7 @@ static void test_profile_creds(void)
 	/* profile= names the profile: its keys win over the environment. */
 	env_creds(TOK);
 	use_profile_files();
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "eb", "/etc/connfs.conf", 7);
 	sect_set(&t, "profile", "prod");
 	st = configure(&t, NULL, err);
 	CHECK(sect_kv(&t, "profile")->used);
@@ -332,7 +252,7 @@ static void test_profile_creds(void)
 	clear_env();
 	use_profile_files();
 	setenv("AWS_PROFILE", "prod", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, NULL, err);
 	if (!st)
 		return;
@@ -385,7 +305,7 @@ static void test_region_precedence(void)
 	use_profile_files();
 	setenv("AWS_PROFILE", "prod", 1);
 	setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, NULL, err);
 	if (st)
 		CHECK_STR(P->source_url(st),
@@ -423,7 +343,7 @@ static void test_region_precedence(void)
 	P->release(st);
 
 	/* A region that is not a region name is refused, naming the key. */
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "eb", "/etc/connfs.conf", 7);
 	sect_set(&t, "region", "EU West/1");
 	st = NULL;
 	CHECK_INT(P->configure(&t.s, NULL, &st, err), -EINVAL);
@@ -439,7 +359,7 @@ static void test_endpoint_precedence(void)
 
 	env_creds(NULL);
 	setenv("AWS_REGION", "eu-west-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000/", 1);
 	st = configure(&t, NULL, err);
@@ -501,7 +421,7 @@ static void test_missing(void)
 	/* No credentials anywhere: the message names what to set. */
 	clear_env();
 	setenv("AWS_REGION", "us-east-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	err[0] = '\0';
 	CHECK_INT(P->configure(&t.s, NULL, &st, err), -EINVAL);
 	CHECK(st == NULL);
@@ -521,7 +441,7 @@ static void test_missing(void)
 	/* A named profile that does not exist. */
 	clear_env();
 	use_profile_files();
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "eb", "/etc/connfs.conf", 7);
 	sect_set(&t, "profile", "nosuch");
 	err[0] = '\0';
 	CHECK_INT(P->configure(&t.s, NULL, &st, err), -EINVAL);
@@ -531,7 +451,7 @@ static void test_missing(void)
 
 	/* Keys but no region anywhere. */
 	env_creds(NULL);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	err[0] = '\0';
 	CHECK_INT(P->configure(&t.s, NULL, &st, err), -EINVAL);
 	CHECK(st == NULL);
@@ -551,7 +471,7 @@ static void expect_bad_filter(const char *key, const char *value)
 
 	env_creds(NULL);
 	setenv("AWS_REGION", "us-east-1", 1);
-	sect_init(&t, "/etc/connfs.conf");
+	sect_init(&t, "eb", "/etc/connfs.conf", 7);
 	sect_set(&t, key, value);
 	CHECK_INT(P->configure(&t.s, NULL, &st, err), -EINVAL);
 	CHECK(st == NULL);
@@ -585,7 +505,7 @@ static void test_filters(void)
 	long_prefix[2] = '_';
 	long_prefix[3] = 'Z';
 	long_prefix[4] = '9';
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	sect_set(&t, "name_prefix", long_prefix);
 	sect_set(&t, "state", "FAILED_CONNECTIVITY");
 	st = configure(&t, NULL, err);
@@ -606,7 +526,7 @@ static void test_build(void)
 
 	env_creds(NULL);
 	setenv("AWS_REGION", "us-east-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, EP, err);
 	if (!st)
 		return;
@@ -662,7 +582,7 @@ static void test_build(void)
 	P->release(st);
 
 	/* A cursor with quotes cannot break out of the JSON string. */
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, EP, err);
 	if (!st)
 		return;
@@ -696,7 +616,7 @@ static void *parse_state(void)
 
 	env_creds(NULL);
 	setenv("AWS_REGION", "us-east-1", 1);
-	sect_init(&t, NULL);
+	sect_init(&t, "eb", NULL, 7);
 	st = configure(&t, EP, err);
 	clear_env();
 	return st;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "json.h"
 #include "provider.h"
@@ -24,86 +25,6 @@ static const struct provider *const P = &provider_nango;
 
 /* --- helpers ------------------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (p = malloc((size_t)n + 1))) {
-		*len = fread(p, 1, (size_t)n, f);
-		p[*len] = '\0';
-	}
-	fclose(f);
-	return p;
-}
-
-static void resp_init(struct http_resp *r, long status, const char *fixture)
-{
-	char path[256];
-
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->retry_after = -1;
-	if (fixture) {
-		snprintf(path, sizeof(path), "fixtures/%s", fixture);
-		r->body = slurp(path, &r->len);
-		if (!r->body)
-			fprintf(stderr, "cannot read %s\n", path);
-	}
-}
-
-static void resp_body(struct http_resp *r, const char *text)
-{
-	free(r->body);
-	r->body = strdup(text);
-	r->len = strlen(text);
-}
-
-static void resp_header(struct http_resp *r, const char *name,
-			const char *value)
-{
-	r->headers[r->nheaders].name = strdup(name);
-	r->headers[r->nheaders].value = strdup(value);
-	r->nheaders++;
-}
-
-#define MAX_KV 16
-
-struct sect {
-	struct conf_section s;
-	struct conf_kv kv[MAX_KV];
-};
-
-static void sect_init(struct sect *t)
-{
-	memset(t, 0, sizeof(*t));
-	t->s.name = (char *)"nango";
-	t->s.file = "/etc/connfs.conf";
-	t->s.line = 10;
-	t->s.file_mode = 0600;
-	t->s.kv = t->kv;
-}
-
-static void sect_set(struct sect *t, const char *key, const char *value)
-{
-	struct conf_kv *kv = &t->kv[t->s.nkv++];
-
-	kv->key = (char *)key;
-	kv->value = (char *)value;
-	kv->line = 10 + (int)t->s.nkv;
-}
-
-static struct conf_kv *sect_kv(struct sect *t, const char *key)
-{
-	for (size_t i = 0; i < t->s.nkv; i++)
-		if (strcmp(t->kv[i].key, key) == 0)
-			return &t->kv[i];
-	return NULL;
-}
 
 static void clear_env(void)
 {
@@ -131,7 +52,7 @@ static void *configure_plain(void)
 	struct sect t;
 	char err[CONF_ERRLEN];
 
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	return configure(&t, NULL, err, 0);
 }
@@ -213,7 +134,7 @@ static void test_configure_url(void)
 	void *st;
 
 	clear_env();
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	st = configure(&t, NULL, err, 0);
 	if (st)
@@ -249,7 +170,7 @@ static void test_configure_token(void)
 	void *st;
 
 	clear_env();
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	configure(&t, NULL, err, -EINVAL);
 	CHECK(strstr(err, "NANGO_SECRET_KEY") != NULL);
 
@@ -262,7 +183,7 @@ static void test_configure_token(void)
 	P->release(st);
 
 	/* token_command output, re-run by begin_walk. */
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token_command", "printf 'cmd-secret\\n'");
 	st = configure(&t, NULL, err, 0);
 	if (st) {
@@ -289,7 +210,7 @@ static void test_configure_filters(void)
 	void *st;
 
 	clear_env();
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	sect_set(&t, "integration", "hubspot-prod,hubspot-sandbox");
 	sect_set(&t, "tags.Organization_ID", "org-77");
@@ -310,7 +231,7 @@ static void expect_bad(const char *key, const char *value, const char *msg)
 	struct sect t;
 	char err[CONF_ERRLEN];
 
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	sect_set(&t, key, value);
 	configure(&t, NULL, err, -EINVAL);
@@ -340,14 +261,14 @@ static void test_configure_invalid(void)
 	expect_bad("integration", "", "[nango] integration: must be 1-255");
 
 	/* 64 characters is the longest key allowed. */
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	sect_set(&t, "tags.a234567890123456789012345678901234567890123456789"
 		 "012345678901234", "x");
 	P->release(configure(&t, NULL, err, 0));
 
 	/* Keys are lower-cased, so these two are the same tag. */
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	sect_set(&t, "tags.Org", "a");
 	sect_set(&t, "tags.org", "b");
@@ -355,7 +276,7 @@ static void test_configure_invalid(void)
 	CHECK(strstr(err, "given twice") != NULL);
 
 	/* At most 10 tags. */
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	for (int i = 0; i < 11; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "tags.k%d", i);
@@ -411,7 +332,7 @@ static void test_build_filters(void)
 	void *st;
 
 	clear_env();
-	sect_init(&t);
+	sect_init(&t, "nango", "/etc/connfs.conf", 10);
 	sect_set(&t, "token", KEY);
 	sect_set(&t, "search", "acme/eu 100%");
 	sect_set(&t, "tags.Organization_ID", "org-77");

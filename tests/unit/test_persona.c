@@ -11,7 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
+
+/* Sections of these tests are all named "persona-test". */
+#define section(...) section_new("persona-test", __VA_ARGS__)
 #include "http.h"
 #include "provider.h"
 
@@ -20,83 +24,6 @@ extern const struct provider provider_persona;
 static const struct provider *P = &provider_persona;
 
 #define LIST "https://api.withpersona.com/api/v1/connect/connections"
-
-/* A section built from NULL-terminated key, value pairs. */
-static struct conf_section *section(const char *key, ...)
-{
-	struct conf_section *s = calloc(1, sizeof(*s));
-	va_list ap;
-
-	s->name = strdup("persona-test");
-	s->line = 1;
-	s->kv = calloc(16, sizeof(*s->kv));
-	va_start(ap, key);
-	for (const char *k = key; k && s->nkv < 16;
-	     k = va_arg(ap, const char *)) {
-		s->kv[s->nkv].key = strdup(k);
-		s->kv[s->nkv].value = strdup(va_arg(ap, const char *));
-		s->kv[s->nkv].line = (int)s->nkv + 2;
-		s->nkv++;
-	}
-	va_end(ap);
-	return s;
-}
-
-static void section_free(struct conf_section *s)
-{
-	for (size_t i = 0; i < s->nkv; i++) {
-		free(s->kv[i].key);
-		free(s->kv[i].value);
-	}
-	free(s->kv);
-	free(s->name);
-	free(s);
-}
-
-static bool all_used(const struct conf_section *s)
-{
-	for (size_t i = 0; i < s->nkv; i++)
-		if (!s->kv[i].used)
-			return false;
-	return true;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *p;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	p = malloc((size_t)n + 1);
-	*len = fread(p, 1, (size_t)n, f);
-	p[*len] = '\0';
-	fclose(f);
-	return p;
-}
-
-static void resp_init(struct http_resp *r, long status, const char *body)
-{
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->retry_after = -1;
-	if (body) {
-		r->body = strdup(body);
-		r->len = strlen(body);
-	}
-}
-
-static void resp_header(struct http_resp *r, const char *name,
-			const char *value)
-{
-	r->headers[r->nheaders].name = strdup(name);
-	r->headers[r->nheaders].value = strdup(value);
-	r->nheaders++;
-}
 
 /* Configures with token=sk_test plus the given pairs; NULL on failure. */
 static void *configure(const char *url, const char *k, const char *v)
@@ -145,7 +72,7 @@ static int parse(void *st, const char *cursor, const char *path,
 		CHECK(text != NULL);
 		return -ENOENT;
 	}
-	resp_init(&r, 200, path ? NULL : body);
+	resp_text(&r, 200, path ? NULL : body);
 	if (path) {
 		r.body = text;
 		r.len = len;
@@ -556,7 +483,7 @@ static void test_classify(void *st)
 	struct http_resp r;
 	struct api_error e;
 
-	resp_init(&r, 401, "{\"errors\":[{\"title\":\"Must be "
+	resp_text(&r, 401, "{\"errors\":[{\"title\":\"Must be "
 		  "authenticated to access this endpoint\","
 		  "\"details\":\"Token is invalid\"}]}");
 	classify(st, NULL, &r, &e);
@@ -565,23 +492,23 @@ static void test_classify(void *st)
 		  "Token is invalid");
 	CHECK(e.retry_after == -1);
 
-	resp_init(&r, 403, "{\"errors\":[{\"title\":\"Forbidden\","
+	resp_text(&r, 403, "{\"errors\":[{\"title\":\"Forbidden\","
 		  "\"detail\":\"IP not permitted\"}]}");
 	classify(st, "cxn_a", &r, &e);
 	CHECK(e.cls == API_AUTH);
 	CHECK_STR(e.msg, "Forbidden: IP not permitted");
 
 	/* Unknown cursor: restart the walk rather than fail. */
-	resp_init(&r, 404, "{\"errors\":[{\"title\":\"Record not found\"}]}");
+	resp_text(&r, 404, "{\"errors\":[{\"title\":\"Record not found\"}]}");
 	classify(st, "cxn_2mKs8QwE5rYt1ZxB", &r, &e);
 	CHECK(e.cls == API_RESTART);
 	CHECK_STR(e.msg, "Record not found");
-	resp_init(&r, 404, "{\"errors\":[{\"title\":\"Record not found\"}]}");
+	resp_text(&r, 404, "{\"errors\":[{\"title\":\"Record not found\"}]}");
 	classify(st, NULL, &r, &e);
 	CHECK(e.cls == API_FATAL);
 
 	/* No Retry-After: RateLimit-Reset is seconds until the reset. */
-	resp_init(&r, 429, "{\"errors\":[{\"title\":\"Rate limit exceeded\","
+	resp_text(&r, 429, "{\"errors\":[{\"title\":\"Rate limit exceeded\","
 		  "\"details\":\"You have hit your rate limit of 300 requests "
 		  "/ min.\"}]}");
 	resp_header(&r, "RateLimit-Limit", "300");
@@ -593,26 +520,26 @@ static void test_classify(void *st)
 	CHECK_STR(e.msg, "Rate limit exceeded: You have hit your rate limit "
 		  "of 300 requests / min.");
 
-	resp_init(&r, 429, "{}");
+	resp_text(&r, 429, "{}");
 	resp_header(&r, "retry-after", "7");
 	resp_header(&r, "RateLimit-Reset", "41");
 	classify(st, NULL, &r, &e);
 	CHECK(e.cls == API_THROTTLE);
 	CHECK(e.retry_after == 7);
 
-	resp_init(&r, 429, NULL);
+	resp_text(&r, 429, NULL);
 	classify(st, NULL, &r, &e);
 	CHECK(e.cls == API_THROTTLE);
 	CHECK(e.retry_after == -1);
 
 	/* Not the envelope: the raw body, control characters escaped. */
-	resp_init(&r, 500, "<html>\n oops</html>");
+	resp_text(&r, 500, "<html>\n oops</html>");
 	classify(st, NULL, &r, &e);
 	CHECK(e.cls == API_RETRY);
 	CHECK_STR(e.msg, "<html>\\x0a oops</html>");
 	CHECK(e.retry_after == -1);
 
-	resp_init(&r, 422, "{\"errors\":[{\"title\":\"Unprocessable entity\","
+	resp_text(&r, 422, "{\"errors\":[{\"title\":\"Unprocessable entity\","
 		  "\"details\":\"a\\u0007b\"},{\"title\":\"Conflict\"}]}");
 	classify(st, NULL, &r, &e);
 	CHECK(e.cls == API_FATAL);
@@ -624,7 +551,7 @@ static void test_rate_info(void)
 	struct rate_info ri = { 0, 0, 0 };
 	struct http_resp r;
 
-	resp_init(&r, 200, NULL);
+	resp_text(&r, 200, NULL);
 	resp_header(&r, "RateLimit-Limit", "300");
 	resp_header(&r, "ratelimit-remaining", "297");
 	resp_header(&r, "RateLimit-Reset", "41");
@@ -634,7 +561,7 @@ static void test_rate_info(void)
 	CHECK(ri.reset_in == 41);
 	http_resp_release(&r);
 
-	resp_init(&r, 200, NULL);
+	resp_text(&r, 200, NULL);
 	resp_header(&r, "RateLimit-Limit", "lots");
 	P->rate_info(&r, &ri);
 	CHECK_INT(ri.limit, -1);

@@ -10,7 +10,11 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fixture.h"
 #include "harness.h"
+
+/* Sections of these tests are all named "workato-test". */
+#define section(...) section_new("workato-test", __VA_ARGS__)
 #include "http.h"
 #include "provider.h"
 
@@ -20,83 +24,6 @@ static const struct provider *P = &provider_workato;
 
 #define LIST "https://www.workato.com/api/connections"
 #define SF "Salesforce \xe2\x80\x93 Production" /* en dash, UTF-8 */
-
-/* A section built from NULL-terminated key, value pairs. */
-static struct conf_section *section(const char *key, ...)
-{
-	struct conf_section *s = calloc(1, sizeof(*s));
-	va_list ap;
-
-	s->name = strdup("workato-test");
-	s->line = 1;
-	s->kv = calloc(16, sizeof(*s->kv));
-	va_start(ap, key);
-	for (const char *k = key; k && s->nkv < 16;
-	     k = va_arg(ap, const char *)) {
-		s->kv[s->nkv].key = strdup(k);
-		s->kv[s->nkv].value = strdup(va_arg(ap, const char *));
-		s->kv[s->nkv].line = (int)s->nkv + 2;
-		s->nkv++;
-	}
-	va_end(ap);
-	return s;
-}
-
-static void section_free(struct conf_section *s)
-{
-	for (size_t i = 0; i < s->nkv; i++) {
-		free(s->kv[i].key);
-		free(s->kv[i].value);
-	}
-	free(s->kv);
-	free(s->name);
-	free(s);
-}
-
-static bool all_used(const struct conf_section *s)
-{
-	for (size_t i = 0; i < s->nkv; i++)
-		if (!s->kv[i].used)
-			return false;
-	return true;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *p;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	p = malloc((size_t)n + 1);
-	*len = fread(p, 1, (size_t)n, f);
-	p[*len] = '\0';
-	fclose(f);
-	return p;
-}
-
-static void resp_init(struct http_resp *r, long status, const char *body)
-{
-	memset(r, 0, sizeof(*r));
-	r->status = status;
-	r->retry_after = -1;
-	if (body) {
-		r->body = strdup(body);
-		r->len = strlen(body);
-	}
-}
-
-static void resp_header(struct http_resp *r, const char *name,
-			const char *value)
-{
-	r->headers[r->nheaders].name = strdup(name);
-	r->headers[r->nheaders].value = strdup(value);
-	r->nheaders++;
-}
 
 /* Configures s (freed here) with url; NULL on failure. */
 static void *configure_sec(struct conf_section *s, const char *url)
@@ -148,7 +75,7 @@ static int parse_body(void *st, char *body, size_t len, struct page *pg,
 	struct http_resp r;
 	int rc;
 
-	resp_init(&r, 200, NULL);
+	resp_text(&r, 200, NULL);
 	r.body = body;
 	r.len = len;
 	memset(pg, 0, sizeof(*pg));
@@ -465,20 +392,20 @@ static void test_classify(void *st)
 	struct http_resp r;
 	struct api_error e;
 
-	resp_init(&r, 401, "{\"message\":\"Unauthorized\"}");
+	resp_text(&r, 401, "{\"message\":\"Unauthorized\"}");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_AUTH);
 	CHECK_STR(e.msg, "Unauthorized");
 	CHECK(e.retry_after == -1);
 
-	resp_init(&r, 403, "{\"message\":\"Forbidden: API client role has no "
+	resp_text(&r, 403, "{\"message\":\"Forbidden: API client role has no "
 		  "access to connections\"}");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_AUTH);
 	CHECK_STR(e.msg, "Forbidden: API client role has no access to "
 		  "connections");
 
-	resp_init(&r, 400, "{\"message\":\"Validation failed\",\"errors\":"
+	resp_text(&r, 400, "{\"message\":\"Validation failed\",\"errors\":"
 		  "{\"folder_id\":[\"is invalid\",\"must be a number\"],"
 		  "\"name\":\"can't be blank\"}}");
 	classify(st, &r, &e);
@@ -487,25 +414,25 @@ static void test_classify(void *st)
 		  "number; name can't be blank");
 
 	/* No cursor to expire: a 404 is fatal. */
-	resp_init(&r, 404, "{\"message\":\"Not found\"}");
+	resp_text(&r, 404, "{\"message\":\"Not found\"}");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_FATAL);
 	CHECK_STR(e.msg, "Not found");
 
-	resp_init(&r, 429, "{\"message\":\"Too many requests\"}");
+	resp_text(&r, 429, "{\"message\":\"Too many requests\"}");
 	resp_header(&r, "RateLimit-Reset", "41");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_THROTTLE);
 	CHECK(e.retry_after == -1);
 	CHECK_STR(e.msg, "Too many requests");
 
-	resp_init(&r, 429, NULL);
+	resp_text(&r, 429, NULL);
 	resp_header(&r, "Retry-After", "12");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_THROTTLE);
 	CHECK(e.retry_after == 12);
 
-	resp_init(&r, 500, "Internal Server Error\r\n");
+	resp_text(&r, 500, "Internal Server Error\r\n");
 	classify(st, &r, &e);
 	CHECK(e.cls == API_RETRY);
 	CHECK_STR(e.msg, "Internal Server Error\\x0d\\x0a");
