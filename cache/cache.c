@@ -68,9 +68,13 @@ static void fly(struct cache *c)
 	pthread_mutex_lock(&c->lock);
 	now = c->clock();
 	if (rc == 0) {
-		if (c->value)
-			c->ops->put(c->value);
+		void *old = c->value;
+
 		c->value = v;
+		if (c->ops->published)
+			c->ops->published(c->arg, old, v);
+		if (old)
+			c->ops->put(old);
 		c->expires = now + c->ttl;
 		c->st.loaded_at = now;
 		c->st.stale = false;

@@ -16,6 +16,14 @@ struct cache_ops {
 	int (*load)(void *arg, void **value, char *err, size_t errlen);
 	void (*get)(void *value);	/* takes a reference */
 	void (*put)(void *value);	/* drops a reference */
+	/*
+	 * Optional: told of each successful load right after its value
+	 * replaced old (NULL at first; old == value when the loader kept
+	 * it), so that what depends on the value is changed only once every
+	 * reader gets the new one. Called with the cache's lock held: it
+	 * must not block or call back into this cache.
+	 */
+	void (*published)(void *arg, void *old, void *value);
 };
 
 /* Monotonic seconds; a seam so tests can drive time by hand. */

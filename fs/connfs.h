@@ -21,8 +21,34 @@ struct dir {
 	struct remote *remote;
 	struct cache *cache;
 	uint64_t ino;
-	_Atomic uint64_t listed_gen;	/* snapshot the kernel last listed */
+	_Atomic uint64_t gen;		/* generation of the served snapshot */
+	/*
+	 * The generation the kernel's readdir cache of this directory was
+	 * filled from, 0 when it may hold a mix: it may be kept by a new
+	 * directory handle only while that is the served generation.
+	 */
+	_Atomic uint64_t rdc_gen;
 };
+
+/*
+ * Kernel node ids. The root, the provider directories and the control
+ * tree have fixed ones (bit 63 clear); a connection file's node is its
+ * entry version, so a node's size and bytes never change, and a refresh
+ * that changes a file hands the kernel a new node for its name. The
+ * file's st_ino stays the stable one in the entry.
+ */
+#define FILE_NODE_BIT (1ULL << 63)
+
+static inline uint64_t entry_node(const struct snap_entry *e)
+{
+	return (uint64_t)(uintptr_t)e | FILE_NODE_BIT;
+}
+
+static inline struct snap_entry *node_entry(uint64_t node)
+{
+	return node & FILE_NODE_BIT ?
+	       (struct snap_entry *)(uintptr_t)(node & ~FILE_NODE_BIT) : NULL;
+}
 
 struct connfs {
 	struct dir *dirs;
@@ -41,6 +67,14 @@ void connfs_release(struct connfs *fs);
 
 struct dir *connfs_dir_by_name(struct connfs *fs, const char *name);
 struct dir *connfs_dir_by_ino(struct connfs *fs, uint64_t ino);
+
+/*
+ * The listing to serve (new reference in *s), loading when there is none
+ * or it expired. With ttl = 0 a listing never expires by age: refresh
+ * (opendir) always reloads, and everything else reuses the last listing.
+ * 0 or the load's -errno.
+ */
+int dir_listing(struct dir *d, bool refresh, struct snapshot **s);
 
 /* The FUSE low-level operations (ops.c). */
 struct fuse_lowlevel_ops;

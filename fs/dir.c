@@ -20,7 +20,7 @@
 static int dir_load(void *arg, void **value, char *err, size_t errlen)
 {
 	struct dir *d = arg;
-	struct snap_builder b = { .instance = d->remote->name };
+	struct snap_builder b = { .instance = d->remote->name, .owner = d };
 	struct walk_stats cur, last;
 	struct walk_error werr;
 	struct cache_status st;
@@ -43,16 +43,14 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 			" (keeping the last good listing)" : "");
 		return rc;
 	}
-	s = snap_builder_finish(&b);
+	old = cache_peek(d->cache);
+	s = snap_builder_finish(&b, old);
+	snapshot_put(old);
 	snap_builder_release(&b);
 	if (!s) {
 		snprintf(err, errlen, "%s: out of memory", d->remote->name);
 		return -ENOMEM;
 	}
-	s->ttl = d->remote->ttl;
-	old = cache_peek(d->cache);
-	notify_changes(d->ino, old, s);
-	snapshot_put(old);
 	remote_stats(d->remote, &walking, &cur, &last, &rate);
 	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",
 		d->remote->name, s->n, last.pages, last.requests);
@@ -70,11 +68,37 @@ static void snap_put_cb(void *v)
 	snapshot_put(v);
 }
 
+/*
+ * Runs once the new snapshot is the one every request gets: only then
+ * may the kernel be told to drop what it cached of the old one, or it
+ * could cache the old state again after being told.
+ */
+static void dir_published(void *arg, void *old, void *new)
+{
+	struct dir *d = arg;
+	struct snapshot *s = new;
+
+	atomic_store(&d->gen, s->gen);
+	if (old && old != new)
+		notify_changes(d->ino, old, new);
+}
+
 static const struct cache_ops dir_cache_ops = {
 	.load = dir_load,
 	.get = snap_get_cb,
 	.put = snap_put_cb,
+	.published = dir_published,
 };
+
+int dir_listing(struct dir *d, bool refresh, struct snapshot **s)
+{
+	if (d->remote->ttl > 0)
+		return cache_get(d->cache, (void **)s);
+	if (!refresh && (*s = cache_peek(d->cache)))
+		return 0;
+	cache_expire(d->cache);
+	return cache_get(d->cache, (void **)s);
+}
 
 int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
 {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connfs.h"
+
 struct job {
 	struct job *next;
 	uint64_t parent;
@@ -28,25 +30,37 @@ static struct {
 	.tail = &nq.head,
 };
 
-static void forget_name(uint64_t parent, const char *name)
+/*
+ * Drops the kernel's dentry for name. When it named old's node, that
+ * node is marked deleted: the kernel forgets it as soon as no reader
+ * holds it, instead of keeping it cached (and its version alive).
+ */
+static void forget_name(uint64_t parent, const struct snap_entry *old,
+			const char *name)
 {
-	fuse_lowlevel_notify_inval_entry(nq.se, parent, name, strlen(name));
+	size_t len = strlen(name);
+
+	if (!old || fuse_lowlevel_notify_delete(nq.se, parent,
+						entry_node(old), name, len))
+		fuse_lowlevel_notify_inval_entry(nq.se, parent, name, len);
 }
 
 static void diff(const struct job *j)
 {
 	for (size_t i = 0; i < j->new->n; i++) {
-		const struct snap_entry *e = &j->new->v[i];
+		const struct snap_entry *e = j->new->v[i];
 		const struct snap_entry *o = snapshot_find(j->old, e->name);
 
-		if (!o || o->ino != e->ino)
-			forget_name(j->parent, e->name);
-		else if (o->size != e->size || memcmp(o->data, e->data, e->size))
-			fuse_lowlevel_notify_inval_inode(nq.se, e->ino, 0, 0);
+		if (o != e)
+			forget_name(j->parent, o, e->name);
 	}
-	for (size_t i = 0; i < j->old->n; i++)
-		if (!snapshot_find(j->new, j->old->v[i].name))
-			forget_name(j->parent, j->old->v[i].name);
+	for (size_t i = 0; i < j->old->n; i++) {
+		const struct snap_entry *o = j->old->v[i];
+
+		if (!snapshot_find(j->new, o->name))
+			forget_name(j->parent, o, o->name);
+	}
+	/* The directory's cached listing (its readdir cache) goes too. */
 	fuse_lowlevel_notify_inval_inode(nq.se, j->parent, 0, 0);
 }
 
@@ -56,8 +70,9 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&nq.lock);
 	for (;;) {
 		struct job *j = nq.head;
+		bool stop = nq.stop;
 
-		if (!j && nq.stop)
+		if (!j && stop)
 			break;
 		if (!j) {
 			pthread_cond_wait(&nq.wake, &nq.lock);
@@ -67,7 +82,7 @@ static void *worker(void *arg)
 		if (!nq.head)
 			nq.tail = &nq.head;
 		pthread_mutex_unlock(&nq.lock);
-		if (!nq.stop)
+		if (!stop)
 			diff(j);
 		snapshot_put(j->old);
 		snapshot_put(j->new);
@@ -80,24 +95,32 @@ static void *worker(void *arg)
 
 int notify_start(struct fuse_session *se)
 {
+	int rc;
+
+	pthread_mutex_lock(&nq.lock);
 	nq.se = se;
 	nq.stop = false;
-	if (pthread_create(&nq.thread, NULL, worker, NULL))
-		return -1;
-	nq.running = true;
-	return 0;
+	rc = pthread_create(&nq.thread, NULL, worker, NULL) ? -1 : 0;
+	nq.running = rc == 0;
+	pthread_mutex_unlock(&nq.lock);
+	return rc;
 }
 
 void notify_stop(void)
 {
-	if (!nq.running)
-		return;
+	bool running;
+
 	pthread_mutex_lock(&nq.lock);
+	running = nq.running;
 	nq.stop = true;
 	pthread_cond_broadcast(&nq.wake);
 	pthread_mutex_unlock(&nq.lock);
+	if (!running)
+		return;
 	pthread_join(nq.thread, NULL);
+	pthread_mutex_lock(&nq.lock);
 	nq.running = false;
+	pthread_mutex_unlock(&nq.lock);
 }
 
 void notify_changes(uint64_t parent, struct snapshot *old,
@@ -105,16 +128,20 @@ void notify_changes(uint64_t parent, struct snapshot *old,
 {
 	struct job *j;
 
-	if (!nq.running || !old || !(j = calloc(1, sizeof(*j))))
+	if (!old || !(j = calloc(1, sizeof(*j))))
 		return;
-	snapshot_get(old);
-	snapshot_get(new);
 	j->parent = parent;
 	j->old = old;
 	j->new = new;
 	pthread_mutex_lock(&nq.lock);
-	*nq.tail = j;
-	nq.tail = &j->next;
-	pthread_cond_signal(&nq.wake);
+	if (nq.running && !nq.stop) {
+		snapshot_get(old);
+		snapshot_get(new);
+		*nq.tail = j;
+		nq.tail = &j->next;
+		pthread_cond_signal(&nq.wake);
+		j = NULL;
+	}
 	pthread_mutex_unlock(&nq.lock);
+	free(j);
 }

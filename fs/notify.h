@@ -1,8 +1,12 @@
 /*
- * Tells the kernel what a refresh changed, so cached attributes, pages and
- * (negative) dentries never outlive the listing they came from. Runs in a
- * thread of its own: invalidating from inside the lookup or readdir that
- * caused the refresh would deadlock on the directory's lock.
+ * Tells the kernel what a refresh changed, so its cached names, negative
+ * names and directory listings never outlive the snapshot they came from.
+ * A file's node never changes content (its entry version is immutable),
+ * so nothing of a file's attributes or pages needs dropping: a changed
+ * or removed name's old node is marked deleted, as unlink(2) would, and
+ * its readers finish reading it. Runs in a thread of its own: the kernel
+ * takes the directory's lock to drop a name, and the lookup or readdir
+ * that caused the refresh may hold it.
  */
 #ifndef CONNFS_NOTIFY_H
 #define CONNFS_NOTIFY_H
@@ -15,7 +19,10 @@ struct fuse_session;
 
 int notify_start(struct fuse_session *se);
 void notify_stop(void);
-/* Queues the difference old → new of directory `parent` (takes refs). */
+/*
+ * Queues the difference old → new of directory `parent` (takes its own
+ * references). Call only once new is what every request is served.
+ */
 void notify_changes(uint64_t parent, struct snapshot *old,
 		    struct snapshot *new);
 

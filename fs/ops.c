@@ -1,12 +1,15 @@
 /*
  * The FUSE low-level operations. Two levels: the root (one directory per
  * provider account) and the provider directories (one read-only file per
- * connection). Lookups and readdir of an expired directory refresh it
- * through its cache; getattr, open and read only ever look at snapshots in
- * memory. Kernel entry and attribute caches last as long as the TTL, and
- * where the kernel allows it files are read without OPEN/RELEASE upcalls
- * (no-open mode), straight from its page cache; notify.c invalidates what
- * a refresh changed.
+ * connection). Lookups and opendir of an expired directory refresh it
+ * through its cache; getattr, read and xattrs of a file only look at its
+ * node. A file's node is one immutable entry version (connfs.h): the
+ * kernel counts its lookups of it, and the version lives until the
+ * kernel forgets the node, so a reader never sees a size or bytes change
+ * under it, whatever refreshes land. Kernel entry and attribute caches
+ * last as long as the TTL, and where the kernel allows it files are read
+ * without OPEN/RELEASE upcalls (no-open mode), straight from its page
+ * cache; notify.c drops the names a refresh changed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,23 +73,6 @@ static double dir_ttl(const struct dir *d)
 	return d ? d->remote->ttl : 0;
 }
 
-/* Finds a file by inode in the current snapshots (new reference). */
-static const struct snap_entry *find_file(struct connfs *fs, uint64_t ino,
-					  struct dir **dirp)
-{
-	for (size_t i = 0; i < fs->ndirs; i++) {
-		struct snapshot *s = cache_peek(fs->dirs[i].cache);
-		const struct snap_entry *e = s ? snapshot_find_ino(s, ino) : NULL;
-
-		if (e) {
-			*dirp = &fs->dirs[i];
-			return e;
-		}
-		snapshot_put(s);
-	}
-	return NULL;
-}
-
 static void entry_param(struct fuse_entry_param *ep, const struct stat *st,
 			double ttl)
 {
@@ -132,7 +118,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct connfs *fs = fs_of(req);
 	struct dir *d = connfs_dir_by_ino(fs, parent);
-	const struct snap_entry *e;
+	struct snap_entry *e;
 	struct fuse_entry_param ep;
 	struct snapshot *s;
 	struct stat st;
@@ -151,7 +137,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if ((rc = cache_get(d->cache, (void **)&s))) {
+	if ((rc = dir_listing(d, false, &s))) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -164,9 +150,27 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else {
 		file_attr(fs, e, &st);
 		entry_param(&ep, &st, dir_ttl(d));
-		fuse_reply_entry(req, &ep);
+		ep.ino = entry_node(e);
+		/* The kernel's lookup reference, dropped by FORGET. */
+		entry_get(e);
+		if (fuse_reply_entry(req, &ep))
+			entry_put_n(e, 1);
 	}
 	snapshot_put(s);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	entry_put_n(node_entry(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		entry_put_n(node_entry(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -174,10 +178,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct connfs *fs = fs_of(req);
 	struct dir *d = connfs_dir_by_ino(fs, ino);
-	const struct snap_entry *e;
+	const struct snap_entry *e = node_entry(ino);
 	struct stat st;
 	double ttl;
 
+	(void)fi;
 	if (control_ino(ino)) {
 		if (control_getattr(fs, ino, &st)) {
 			fuse_reply_err(req, ENOENT);
@@ -191,14 +196,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else if (d) {
 		dir_attr(fs, d, &st);
 		ttl = dir_ttl(d);
-	} else if (fi && fi->fh) {
-		e = (const struct snap_entry *)(uintptr_t)fi->fh;
+	} else if (e) {
 		file_attr(fs, e, &st);
-		ttl = e->snap->ttl;
-	} else if ((e = find_file(fs, ino, &d))) {
-		file_attr(fs, e, &st);
-		ttl = e->snap->ttl;
-		snapshot_put(e->snap);
+		ttl = dir_ttl(e->owner);
 	} else {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -206,11 +206,64 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, ttl);
 }
 
+/*
+ * What fi->fh points to, for every handle that has one (a provider
+ * directory or a control file; files need none: their node is their
+ * version).
+ */
+struct handle {
+	enum handle_kind { HANDLE_DIR, HANDLE_CONTROL } kind;
+	atomic_uint refs;	/* the handle's, and each request in flight */
+	/* HANDLE_DIR: the listing read through it, and whether the kernel
+	 * fills the directory's readdir cache from it. */
+	struct dir *dir;
+	struct snapshot *snap;
+	bool cache;
+	/* HANDLE_CONTROL: the content, rendered once per open. */
+	char *data;
+	size_t size;
+};
+
+static struct handle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static struct handle *handle_new(enum handle_kind kind)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->kind = kind;
+		atomic_init(&h->refs, 1);
+	}
+	return h;
+}
+
+static void handle_put(struct handle *h)
+{
+	if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
+		return;
+	snapshot_put(h->snap);
+	free(h->data);
+	free(h);
+}
+
+/* Hands h to the kernel; if the request is gone, h is dropped. */
+static void reply_open(fuse_req_t req, struct fuse_file_info *fi,
+		       struct handle *h)
+{
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi))
+		handle_put(h);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct connfs *fs = fs_of(req);
 	struct dir *d = connfs_dir_by_ino(fs, ino);
+	struct handle *h;
 	struct snapshot *s;
 	int rc;
 
@@ -219,112 +272,204 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if (d) {
-		if ((rc = cache_get(d->cache, (void **)&s))) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		fi->fh = (uintptr_t)s;
-		/* The kernel may keep its cached listing while the snapshot it
-		 * was built from is still the current one. */
-		fi->cache_readdir = 1;
-		fi->keep_cache = atomic_exchange(&d->listed_gen, s->gen) ==
-				 s->gen;
+	if (!d) {
+		fuse_reply_open(req, fi);
+		return;
 	}
-	fuse_reply_open(req, fi);
+	if ((rc = dir_listing(d, true, &s))) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (!(h = handle_new(HANDLE_DIR))) {
+		snapshot_put(s);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->dir = d;
+	h->snap = s;
+	h->cache = true;
+	fi->cache_readdir = 1;
+	/* The kernel may keep its cached listing only when it was filled
+	 * from the generation this handle serves; otherwise it drops it
+	 * now, and this handle fills it anew. */
+	fi->keep_cache = atomic_exchange(&d->rdc_gen, s->gen) == s->gen;
+	reply_open(req, fi, h);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;
-	snapshot_put((struct snapshot *)(uintptr_t)fi->fh);
+	handle_put(handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 /*
- * Adds one directory entry; returns false when the buffer is full. Offsets
- * are index + 1 and never 0, so readdirplus hands the kernel attributes.
+ * Adds one directory entry; returns false when the buffer is full. ep
+ * NULL: a name only, with no node or attributes for the kernel to cache.
  */
 static bool add_entry(fuse_req_t req, char *buf, size_t size, size_t *used,
 		      bool plus, const char *name, const struct stat *st,
-		      double ttl, off_t next)
+		      const struct fuse_entry_param *ep, off_t next)
 {
-	struct fuse_entry_param ep;
+	struct fuse_entry_param none;
 	size_t n;
 
-	if (plus) {
-		entry_param(&ep, st, ttl);
-		/* No lookup reference for "." and "..": the kernel skips them. */
-		if (ttl == 0 && (strcmp(name, ".") == 0 ||
-				 strcmp(name, "..") == 0))
-			ep.ino = 0;
+	if (plus && !ep) {
+		memset(&none, 0, sizeof(none));
+		none.attr = *st;	/* d_ino and d_type only */
+		ep = &none;
+	}
+	if (plus)
 		n = fuse_add_direntry_plus(req, buf + *used, size - *used, name,
-					   &ep, next);
-	} else {
+					   ep, next);
+	else
 		n = fuse_add_direntry(req, buf + *used, size - *used, name, st,
 				      next);
-	}
 	if (n > size - *used)
 		return false;
 	*used += n;
 	return true;
 }
 
-/* Fills entry i of the directory listing (0 ".", 1 "..", then content). */
-static bool fill(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
-		 const struct snapshot *s, size_t i, char *buf, size_t size,
-		 size_t *used, bool plus)
+/* "." and "..": never a node reference (the kernel skips them). */
+static bool add_dots(fuse_req_t req, fuse_ino_t ino, size_t i, char *buf,
+		     size_t size, size_t *used, bool plus, off_t next)
 {
-	struct dir *d = connfs_dir_by_ino(fs, ino);
 	struct stat st;
 
-	if (i < 2) {
-		memset(&st, 0, sizeof(st));
-		st.st_ino = i == 0 ? ino : ROOT_INO;
-		st.st_mode = S_IFDIR;
-		return add_entry(req, buf, size, used, plus, i ? ".." : ".",
-				 &st, 0, (off_t)i + 1);
-	}
-	i -= 2;
-	if (control_ino(ino)) {
-		const char *name = control_child(fs, ino, i, &st);
-
-		return !name || add_entry(req, buf, size, used, plus, name, &st,
-					  0, (off_t)i + 3);
-	}
-	if (!s) {
-		dir_attr(fs, &fs->dirs[i], &st);
-		return add_entry(req, buf, size, used, plus,
-				 fs->dirs[i].remote->name, &st,
-				 dir_ttl(&fs->dirs[i]), (off_t)i + 3);
-	}
-	file_attr(fs, &s->v[i], &st);
-	return add_entry(req, buf, size, used, plus, s->v[i].name, &st,
-			 dir_ttl(d), (off_t)i + 3);
+	memset(&st, 0, sizeof(st));
+	st.st_ino = i == 0 ? ino : ROOT_INO;
+	st.st_mode = S_IFDIR;
+	return add_entry(req, buf, size, used, plus, i ? ".." : ".", &st, NULL,
+			 next);
 }
 
+/* The root and the control directories: fixed nodes, offsets index + 1. */
+static void readdir_fixed(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
+			  size_t size, off_t off, bool plus, char *buf)
+{
+	struct fuse_entry_param ep;
+	size_t used = 0;
+	struct stat st;
+
+	for (size_t i = (size_t)off;; i++) {
+		const char *name;
+		double ttl = 0;
+
+		if (i < 2) {
+			if (!add_dots(req, ino, i, buf, size, &used, plus,
+				      (off_t)i + 1))
+				break;
+			continue;
+		}
+		if (control_ino(ino)) {
+			name = control_child(fs, ino, i - 2, &st);
+		} else if (i - 2 < fs->ndirs) {
+			dir_attr(fs, &fs->dirs[i - 2], &st);
+			name = fs->dirs[i - 2].remote->name;
+			ttl = dir_ttl(&fs->dirs[i - 2]);
+		} else {
+			name = NULL;
+		}
+		if (!name)
+			break;
+		entry_param(&ep, &st, ttl);
+		/* Control entries are never cached: no node for them. */
+		if (!add_entry(req, buf, size, &used, plus, name, &st,
+			       ttl > 0 ? &ep : NULL, (off_t)i + 1))
+			break;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+/*
+ * Offsets of a provider directory carry the generation of the listing
+ * they index (bits 32-62) above index + 1: the kernel appends a reply to
+ * its readdir cache only at the offset the cache ended at, so entries of
+ * another generation can never extend a cached listing.
+ */
+#define OFF_INDEX(off) ((size_t)((uint64_t)(off) & 0xffffffffu))
+
+static off_t listing_off(const struct snapshot *s, size_t i)
+{
+	return (off_t)(((s->gen & 0x7fffffffu) << 32) | (i + 1));
+}
+
+/*
+ * A listing read through h. A handle opened before a refresh starts
+ * over (offset 0) on the served listing; in the middle of a read it
+ * keeps its own, so the reader sees one listing, but only as names: the
+ * kernel must not cache an older generation's nodes and sizes. Each node
+ * handed over is a lookup reference; if the reply fails, none counts.
+ */
+static void readdir_listing(fuse_req_t req, struct connfs *fs,
+			    struct handle *h, fuse_ino_t ino, size_t size,
+			    off_t off, bool plus, char *buf)
+{
+	struct dir *d = h->dir;
+	struct fuse_entry_param ep;
+	struct snapshot *s, *cur;
+	size_t used = 0, i, first = 0, taken = 0;
+	bool served;
+	struct stat st;
+
+	if (off == 0 && h->snap->gen != atomic_load(&d->gen) &&
+	    (cur = cache_peek(d->cache))) {
+		snapshot_put(h->snap);
+		h->snap = cur;
+	}
+	s = h->snap;
+	served = s->gen == atomic_load(&d->gen);
+	if (!served && h->cache)
+		atomic_store(&d->rdc_gen, 0);
+	for (i = OFF_INDEX(off); i < 2 + s->n; i++) {
+		struct snap_entry *e;
+
+		if (i < 2) {
+			if (!add_dots(req, ino, i, buf, size, &used, plus,
+				      listing_off(s, i)))
+				break;
+			continue;
+		}
+		e = s->v[i - 2];
+		file_attr(fs, e, &st);
+		entry_param(&ep, &st, dir_ttl(d));
+		ep.ino = entry_node(e);
+		if (!add_entry(req, buf, size, &used, plus, e->name, &st,
+			       served ? &ep : NULL, listing_off(s, i)))
+			break;
+		if (plus && served) {
+			if (!taken++)
+				first = i - 2;
+			entry_get(e);
+		}
+	}
+	if (fuse_reply_buf(req, buf, used))
+		for (i = first; i < first + taken; i++)
+			entry_put_n(s->v[i], 1);
+}
+
+/*
+ * Requests of one handle can run at once (libfuse does not serialise
+ * them); the handle's listing pointer is only swapped at offset 0, which
+ * the kernel sends only for a fresh or rewound read of that handle.
+ */
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct connfs *fs = fs_of(req);
-	const struct snapshot *s = (struct snapshot *)(uintptr_t)fi->fh;
-	size_t count = 2 + (s ? s->n : fs->ndirs), used = 0;
-	struct stat st;
-
-	if (control_ino(ino))
-		for (count = 2; control_child(fs, ino, count - 2, &st); count++)
-			;
+	struct handle *h = handle_of(fi);
 	char *buf = malloc(size);
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (size_t i = (size_t)off; i < count; i++)
-		if (!fill(req, fs, ino, s, i, buf, size, &used, plus))
-			break;
-	fuse_reply_buf(req, buf, used);
+	if (h)
+		readdir_listing(req, fs, h, ino, size, off, plus, buf);
+	else
+		readdir_fixed(req, fs, ino, size, off, plus, buf);
 	free(buf);
 }
 
@@ -341,43 +486,24 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 }
 
 /* Content rendered once per open; direct I/O since the size varies. */
-struct control_file {
-	char *data;
-	size_t size;
-	atomic_uint refs;	/* the open file's, and each read in flight */
-};
-
-static void control_file_put(struct control_file *cf)
-{
-	if (atomic_fetch_sub(&cf->refs, 1) == 1) {
-		free(cf->data);
-		free(cf);
-	}
-}
-
 static void open_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
-	struct control_file *cf = calloc(1, sizeof(*cf));
-	int rc = cf ? control_open(fs, ino, &cf->data, &cf->size) : -ENOMEM;
+	struct handle *h = handle_new(HANDLE_CONTROL);
+	int rc = h ? control_open(fs, ino, &h->data, &h->size) : -ENOMEM;
 
 	if (rc) {
-		free(cf);
+		handle_put(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	atomic_init(&cf->refs, 1);
-	fi->fh = (uintptr_t)cf;
 	fi->direct_io = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		control_file_put(cf);
+	reply_open(req, fi, h);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct connfs *fs = fs_of(req);
-	struct snap_entry *e;
-	struct dir *d;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
@@ -390,7 +516,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * No-open mode: the kernel stops sending OPEN and RELEASE (two
 	 * upcalls per file for every grep, tar or cat) and keeps the page
-	 * cache, which notify.c invalidates when a refresh changes a file.
+	 * cache, which stays right: a node's bytes never change.
 	 */
 	if (fs->no_open) {
 		fuse_reply_err(req, ENOSYS);
@@ -400,20 +526,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		open_control(req, fs, ino, fi);
 		return;
 	}
-	e = (struct snap_entry *)find_file(fs, ino, &d);
-	if (!e) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	/* The reference from find_file is the open file's. */
-	fi->fh = (uintptr_t)e;
-	/* Content never changes within a snapshot: after the first open of
-	 * this entry the kernel's cached pages are still right. */
-	fi->keep_cache = atomic_exchange(&e->opened, true);
+	fi->fh = 0;
+	fi->keep_cache = 1;
 	/* Nothing to flush in a read-only file: spare the FLUSH upcall. */
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		snapshot_put(e->snap);
+	fuse_reply_open(req, fi);
 }
 
 /* A control file read without an open: rendered at read time. */
@@ -431,58 +548,44 @@ static void read_control(fuse_req_t req, struct connfs *fs, fuse_ino_t ino,
 	free(data);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void reply_slice(fuse_req_t req, const char *data, size_t total,
+			size_t size, off_t off)
 {
-	struct connfs *fs = fs_of(req);
-	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
-	struct control_file *cf = (void *)(uintptr_t)fi->fh;
-	bool ctl = control_ino(ino);
-	const char *data;
-	size_t total;
-	struct dir *d;
-
-	if (ctl && !cf) {
-		read_control(req, fs, ino, size, off);
-		return;
-	}
-	/*
-	 * The reader may close, and a RELEASE free the data on another
-	 * thread, as soon as the kernel has the reply: hold a reference
-	 * until fuse_reply_buf() has returned. Without an open (no-open
-	 * mode) the entry is found by inode in the current snapshot.
-	 */
-	if (ctl)
-		atomic_fetch_add(&cf->refs, 1);
-	else if (e)
-		snapshot_get(e->snap);
-	else if (!(e = find_file(fs, ino, &d))) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	data = ctl ? cf->data : e->data;
-	total = ctl ? cf->size : e->size;
 	if (off < 0 || (size_t)off >= total)
 		size = 0;
 	else if (size > total - (size_t)off)
 		size = total - (size_t)off;
 	fuse_reply_buf(req, size ? data + off : NULL, size);
-	if (ctl)
-		control_file_put(cf);
-	else
-		snapshot_put(e->snap);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	const struct snap_entry *e = node_entry(ino);
+	struct handle *h = handle_of(fi);
+
+	if (e) {
+		/* The kernel holds the node (a lookup reference) until the
+		 * read is answered: the version cannot go away meanwhile. */
+		reply_slice(req, e->data, e->size, size, off);
+	} else if (h && h->kind == HANDLE_CONTROL) {
+		/* A RELEASE may run on another thread as soon as the kernel
+		 * has the reply: hold the handle until it is sent. */
+		atomic_fetch_add(&h->refs, 1);
+		reply_slice(req, h->data, h->size, size, off);
+		handle_put(h);
+	} else if (control_ino(ino)) {
+		read_control(req, fs_of(req), ino, size, off);
+	} else {
+		fuse_reply_err(req, EISDIR);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	const struct snap_entry *e = (const void *)(uintptr_t)fi->fh;
-	struct control_file *cf = (void *)(uintptr_t)fi->fh;
-
-	if (control_ino(ino))
-		control_file_put(cf);
-	else if (e)
-		snapshot_put(e->snap);
+	(void)ino;
+	handle_put(handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -569,17 +672,32 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t len,
 		fuse_reply_buf(req, v, len);
 }
 
-/* Finds the directory or file behind ino (e: new snapshot reference). */
+/* The directory behind ino, or the file's (then *e is the file). */
 static struct dir *xattr_target(struct connfs *fs, fuse_ino_t ino,
 				const struct snap_entry **e)
 {
-	struct dir *d = connfs_dir_by_ino(fs, ino);
+	*e = node_entry(ino);
+	return *e ? (*e)->owner : connfs_dir_by_ino(fs, ino);
+}
 
-	*e = NULL;
-	if (d || ino == ROOT_INO || control_ino(ino))
-		return d;
-	*e = find_file(fs, ino, &d);
-	return *e ? d : NULL;
+/*
+ * Namespaces with no handler here. The kernel answers EOPNOTSUPP for
+ * them on a file system without one, and GNU ls then stops asking for
+ * security.selinux on every entry of the device (ENODATA makes it ask
+ * again for each file). POSIX ACLs are the exception: the kernel takes
+ * EOPNOTSUPP for them as a failed permission check, ENODATA as "none".
+ */
+static bool foreign_xattr(const char *name)
+{
+	static const char *const spaces[] = { "security.", "system.",
+					      "trusted." };
+
+	if (!strncmp(name, "system.posix_acl_", 17))
+		return false;
+	for (size_t i = 0; i < sizeof(spaces) / sizeof(spaces[0]); i++)
+		if (!strncmp(name, spaces[i], strlen(spaces[i])))
+			return true;
+	return false;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -593,7 +711,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	/* ls -l asks every entry for security.selinux: answer at once. */
+	if (foreign_xattr(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (strncmp(name, STATUS_XATTR_PREFIX,
 		    sizeof(STATUS_XATTR_PREFIX) - 1) != 0) {
 		fuse_reply_err(req, ENODATA);
@@ -610,8 +731,6 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	else
 		fuse_reply_err(req, -err);
 	free(v);
-	if (e)
-		snapshot_put(e->snap);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -632,8 +751,6 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	else
 		reply_xattr_value(req, v ? v : "", len, size);
 	free(v);
-	if (e)
-		snapshot_put(e->snap);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -656,6 +773,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops connfs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.mknod = op_mknod,

@@ -1,4 +1,4 @@
-/* Immutable directory snapshots. See snapshot.h. */
+/* Immutable directory snapshots and shared entry versions. See snapshot.h. */
 #include "snapshot.h"
 
 #include <errno.h>
@@ -30,31 +30,92 @@ char *render_json(const cJSON *obj, size_t *len)
 	return t;
 }
 
-static void entry_free(struct snap_entry *e)
+/*
+ * Every entry alive, so that snapshot_free_all() can free the versions
+ * the kernel never forgot (it sends no FORGET for them at unmount).
+ */
+static struct snap_entry *live_entries;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void entry_link(struct snap_entry *e)
 {
-	free(e->data);
-	e->data = e->name = e->id = NULL;
+	pthread_mutex_lock(&live_lock);
+	e->prev = NULL;
+	e->next = live_entries;
+	if (live_entries)
+		live_entries->prev = e;
+	live_entries = e;
+	pthread_mutex_unlock(&live_lock);
 }
 
-/* Packs JSON, name and id into one block owned by e->data. */
-static int pack(struct snap_entry *e, const char *json, size_t size,
-		const char *name, const char *id)
+static void entry_free(struct snap_entry *e)
+{
+	pthread_mutex_lock(&live_lock);
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		live_entries = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	pthread_mutex_unlock(&live_lock);
+	free(e);
+}
+
+void entry_get(struct snap_entry *e)
+{
+	atomic_fetch_add(&e->refs, 1);
+}
+
+void entry_put_n(struct snap_entry *e, uint64_t n)
+{
+	if (e && atomic_fetch_sub(&e->refs, n) == n)
+		entry_free(e);
+}
+
+/* A new version holding one reference: JSON, name and id in one block. */
+static struct snap_entry *entry_new(const char *json, size_t size,
+				    const char *name, const char *id)
 {
 	size_t nlen = strlen(name) + 1, ilen = strlen(id) + 1;
-	char *block = malloc(size + 1 + nlen + ilen);
+	struct snap_entry *e = malloc(sizeof(*e) + size + 1 + nlen + ilen);
 
-	if (!block)
-		return -ENOMEM;
-	memcpy(block, json, size);
-	block[size] = '\0';
-	memcpy(block + size + 1, name, nlen);
-	memcpy(block + size + 1 + nlen, id, ilen);
-	free(e->data);
-	e->data = block;
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	atomic_init(&e->refs, 1);
+	memcpy(e->data, json, size);
+	e->data[size] = '\0';
 	e->size = size;
-	e->name = block + size + 1;
+	e->name = e->data + size + 1;
+	memcpy(e->name, name, nlen);
 	e->id = e->name + nlen;
+	memcpy(e->id, id, ilen);
+	entry_link(e);
+	return e;
+}
+
+/* Replaces *ep by a copy under another name (collisions are rare). */
+static int entry_rename(struct snap_entry **ep, const char *name)
+{
+	struct snap_entry *o = *ep;
+	struct snap_entry *e = entry_new(o->data, o->size, name, o->id);
+
+	if (!e)
+		return -ENOMEM;
+	e->owner = o->owner;
+	e->mtime = o->mtime;
+	entry_put_n(o, 1);
+	*ep = e;
 	return 0;
+}
+
+static bool entry_same(const struct snap_entry *a, const struct snap_entry *b)
+{
+	return a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 &&
+	       memcmp(a->data, b->data, a->size) == 0;
 }
 
 /* Renders obj into the builder's scratch buffer, growing it as needed. */
@@ -86,33 +147,32 @@ static int render_scratch(struct snap_builder *b, const cJSON *obj,
 /* Renders and names one parsed entry; collisions are resolved later. */
 static int take_entry(struct snap_builder *b, struct entry *in)
 {
-	struct snap_entry *e;
+	struct snap_entry *e = NULL;
 	char *name;
 	size_t size;
 	int rc;
 
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
-		struct snap_entry *v = realloc(b->v, cap * sizeof(*v));
+		struct snap_entry **v = realloc(b->v, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
 		b->v = v;
 		b->cap = cap;
 	}
-	e = &b->v[b->n];
-	memset(e, 0, sizeof(*e));
 	name = name_encode(in->name[0], in->name[1], in->id);
 	rc = name ? render_scratch(b, in->obj, &size) : -ENOMEM;
-	if (!rc)
-		rc = pack(e, b->scratch, size, name, in->id);
+	if (!rc && !(e = entry_new(b->scratch, size, name, in->id)))
+		rc = -ENOMEM;
 	free(name);
 	if (rc)
 		return rc;
+	e->owner = b->owner;
 	e->mtime = in->mtime;
 	cJSON_Delete(in->obj);
 	in->obj = NULL;
-	b->n++;
+	b->v[b->n++] = e;
 	return 0;
 }
 
@@ -134,7 +194,7 @@ int snap_builder_add(void *arg, struct page *pg)
 void snap_builder_release(struct snap_builder *b)
 {
 	for (size_t i = 0; i < b->n; i++)
-		entry_free(&b->v[i]);
+		entry_put_n(b->v[i], 1);
 	free(b->v);
 	free(b->scratch);
 	b->v = NULL;
@@ -142,78 +202,32 @@ void snap_builder_release(struct snap_builder *b)
 	b->n = b->cap = b->scratch_len = 0;
 }
 
-/* qsort has no context argument: sorts run under build_lock. */
-static const struct snap_entry *sort_base;
-static int (*sort_cmp)(const void *, const void *);
-static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int by_index(const void *a, const void *b)
-{
-	return sort_cmp(&sort_base[*(const uint32_t *)a],
-			&sort_base[*(const uint32_t *)b]);
-}
-
 static int by_id(const void *a, const void *b)
 {
-	const struct snap_entry *x = a, *y = b;
+	const struct snap_entry *x = *(struct snap_entry *const *)a;
+	const struct snap_entry *y = *(struct snap_entry *const *)b;
 
 	return strcmp(x->id, y->id);
 }
 
 static int by_name(const void *a, const void *b)
 {
-	const struct snap_entry *x = a, *y = b;
+	const struct snap_entry *x = *(struct snap_entry *const *)a;
+	const struct snap_entry *y = *(struct snap_entry *const *)b;
 	int c = strcmp(x->name, y->name);
 
 	return c ? c : strcmp(x->id, y->id);
 }
 
-/*
- * Sorts the entries through an index: glibc's qsort would otherwise copy
- * the whole entry array into a temporary buffer of the same size.
- */
-static int sort_entries(struct snap_builder *b,
-			int (*cmp)(const void *, const void *))
-{
-	uint32_t *idx = malloc(b->n * sizeof(*idx));
-	struct snap_entry tmp;
-
-	if (!idx && b->n)
-		return -ENOMEM;
-	for (size_t i = 0; i < b->n; i++)
-		idx[i] = (uint32_t)i;
-	sort_base = b->v;
-	sort_cmp = cmp;
-	qsort(idx, b->n, sizeof(*idx), by_index);
-	/* Apply the permutation in place, one cycle at a time. */
-	for (size_t i = 0; i < b->n; i++) {
-		size_t j = i, k;
-
-		if (idx[i] == i)
-			continue;
-		tmp = b->v[i];
-		while ((k = idx[j]) != i) {
-			b->v[j] = b->v[k];
-			idx[j] = (uint32_t)j;
-			j = k;
-		}
-		b->v[j] = tmp;
-		idx[j] = (uint32_t)j;
-	}
-	free(idx);
-	return 0;
-}
-
 /* Offset paging can return a row twice: keep one per id. */
-static int dedupe(struct snap_builder *b)
+static void dedupe(struct snap_builder *b)
 {
 	size_t w = 0;
 
-	if (sort_entries(b, by_id))
-		return -ENOMEM;
+	qsort(b->v, b->n, sizeof(*b->v), by_id);
 	for (size_t i = 0; i < b->n; i++) {
-		if (w && strcmp(b->v[w - 1].id, b->v[i].id) == 0) {
-			entry_free(&b->v[i]);
+		if (w && strcmp(b->v[w - 1]->id, b->v[i]->id) == 0) {
+			entry_put_n(b->v[i], 1);
 			continue;
 		}
 		b->v[w++] = b->v[i];
@@ -222,7 +236,6 @@ static int dedupe(struct snap_builder *b)
 		log_msg(LOG_DEBUG, "%s: dropped %zu duplicate rows",
 			b->instance, b->n - w);
 	b->n = w;
-	return 0;
 }
 
 /*
@@ -232,18 +245,15 @@ static int dedupe(struct snap_builder *b)
 static int disambiguate_once(struct snap_builder *b, bool *changed)
 {
 	*changed = false;
-	if (sort_entries(b, by_name))
-		return -ENOMEM;
+	qsort(b->v, b->n, sizeof(*b->v), by_name);
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
 
-		while (j < b->n && strcmp(b->v[i].name, b->v[j].name) == 0)
+		while (j < b->n && strcmp(b->v[i]->name, b->v[j]->name) == 0)
 			j++;
 		for (size_t k = i; j - i > 1 && k < j; k++) {
-			struct snap_entry *e = &b->v[k];
-			char *n = name_disambiguate(e->name, e->id);
-			int rc = n ? pack(e, e->data, e->size, n, e->id) :
-				     -ENOMEM;
+			char *n = name_disambiguate(b->v[k]->name, b->v[k]->id);
+			int rc = n ? entry_rename(&b->v[k], n) : -ENOMEM;
 
 			free(n);
 			if (rc)
@@ -263,7 +273,9 @@ static int disambiguate(struct snap_builder *b)
 
 	for (int round = 0; changed && !rc && round < 4; round++)
 		rc = disambiguate_once(b, &changed);
-	return rc ? rc : sort_entries(b, by_name);
+	if (!rc)
+		qsort(b->v, b->n, sizeof(*b->v), by_name);
+	return rc;
 }
 
 static size_t slot_count(size_t n)
@@ -287,7 +299,7 @@ static int index_all(struct snapshot *s, const char *instance)
 	if (!s->by_name || !s->by_ino)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
-		struct snap_entry *e = &s->v[i];
+		struct snap_entry *e = s->v[i];
 		size_t h = name_hash(e->name, NULL) & mask;
 
 		while (s->by_name[h])
@@ -299,14 +311,34 @@ static int index_all(struct snapshot *s, const char *instance)
 		for (h = e->ino & mask; s->by_ino[h]; h = (h + 1) & mask)
 			;
 		s->by_ino[h] = (uint32_t)i + 1;
-		e->snap = s;
 		s->bytes += e->size;
 	}
 	return 0;
 }
 
+/*
+ * Swaps in old's version of every entry that did not change, so that
+ * unchanged files keep their kernel nodes and cached pages. Returns the
+ * number shared.
+ */
+static size_t share_unchanged(struct snapshot *s, const struct snapshot *old)
+{
+	size_t shared = 0;
+
+	for (size_t i = 0; old && i < s->n; i++) {
+		struct snap_entry *o = snapshot_find(old, s->v[i]->name);
+
+		if (!o || !entry_same(o, s->v[i]))
+			continue;
+		entry_get(o);
+		entry_put_n(s->v[i], 1);
+		s->v[i] = o;
+		shared++;
+	}
+	return shared;
+}
+
 static struct snapshot *live;
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void live_add(struct snapshot *s)
 {
@@ -335,32 +367,27 @@ static void snapshot_free(struct snapshot *s)
 {
 	live_remove(s);
 	for (size_t i = 0; i < s->n; i++)
-		entry_free(&s->v[i]);
+		entry_put_n(s->v[i], 1);
 	free(s->v);
 	free(s->by_name);
 	free(s->by_ino);
 	free(s);
 }
 
-struct snapshot *snap_builder_finish(struct snap_builder *b)
+struct snapshot *snap_builder_finish(struct snap_builder *b,
+				     struct snapshot *old)
 {
+	static atomic_uint_fast64_t generations;
 	struct snapshot *s = calloc(1, sizeof(*s));
-	int rc;
 
-	if (!s)
-		return NULL;
-	pthread_mutex_lock(&build_lock);
-	rc = dedupe(b);
-	if (!rc)
-		rc = disambiguate(b);
-	pthread_mutex_unlock(&build_lock);
-	if (rc) {
+	dedupe(b);
+	if (!s || disambiguate(b)) {
 		free(s);
 		return NULL;
 	}
 	/* Give back the growth slack of the builder's array. */
 	if (b->n && b->n < b->cap) {
-		struct snap_entry *v = realloc(b->v, b->n * sizeof(*v));
+		struct snap_entry **v = realloc(b->v, b->n * sizeof(*v));
 
 		if (v)
 			b->v = v;
@@ -369,13 +396,17 @@ struct snapshot *snap_builder_finish(struct snap_builder *b)
 	s->n = b->n;
 	b->v = NULL;
 	b->n = b->cap = 0;
-	static atomic_uint_fast64_t generations;
-
 	atomic_init(&s->refs, 1);
 	s->gen = atomic_fetch_add(&generations, 1) + 1;
 	if (index_all(s, b->instance)) {
 		snapshot_free(s);
 		return NULL;
+	}
+	if (share_unchanged(s, old) == s->n && old && old->n == s->n) {
+		/* Nothing changed: keep serving (and caching) old. */
+		snapshot_free(s);
+		snapshot_get(old);
+		return old;
 	}
 	/* Hand the walk's transient memory (pages, parse trees) back. */
 	malloc_trim(0);
@@ -387,6 +418,8 @@ void snapshot_free_all(void)
 {
 	while (live)
 		snapshot_free(live);
+	while (live_entries)
+		entry_free(live_entries);
 }
 
 void snapshot_get(struct snapshot *s)
@@ -400,8 +433,7 @@ void snapshot_put(struct snapshot *s)
 		snapshot_free(s);
 }
 
-const struct snap_entry *snapshot_find(const struct snapshot *s,
-				       const char *name)
+struct snap_entry *snapshot_find(const struct snapshot *s, const char *name)
 {
 	size_t mask = s->slots - 1;
 
@@ -409,20 +441,19 @@ const struct snap_entry *snapshot_find(const struct snapshot *s,
 		return NULL;
 	for (size_t h = name_hash(name, NULL) & mask; s->by_name[h];
 	     h = (h + 1) & mask)
-		if (strcmp(s->v[s->by_name[h] - 1].name, name) == 0)
-			return &s->v[s->by_name[h] - 1];
+		if (strcmp(s->v[s->by_name[h] - 1]->name, name) == 0)
+			return s->v[s->by_name[h] - 1];
 	return NULL;
 }
 
-const struct snap_entry *snapshot_find_ino(const struct snapshot *s,
-					   uint64_t ino)
+struct snap_entry *snapshot_find_ino(const struct snapshot *s, uint64_t ino)
 {
 	size_t mask = s->slots - 1;
 
 	if (!s->slots)
 		return NULL;
 	for (size_t h = ino & mask; s->by_ino[h]; h = (h + 1) & mask)
-		if (s->v[s->by_ino[h] - 1].ino == ino)
-			return &s->v[s->by_ino[h] - 1];
+		if (s->v[s->by_ino[h] - 1]->ino == ino)
+			return s->v[s->by_ino[h] - 1];
 	return NULL;
 }

@@ -1,10 +1,18 @@
 /*
  * One provider directory's listing: an immutable, refcounted snapshot of
- * entries (name, id, rendered JSON bytes, mtime, inode), sorted by name and
- * indexed by name and inode. Readers hold a reference, never a lock; an
- * open file keeps reading the snapshot it opened. Built page by page from
- * a walk by a snap_builder, which renders and frees each JSON object as it
- * arrives so a listing costs about its rendered size in memory.
+ * entries sorted by name and indexed by name and inode. Readers hold a
+ * reference, never a lock.
+ *
+ * Entries are versions: immutable, refcounted objects that a snapshot
+ * shares with the one before it when the connection did not change. The
+ * FUSE side hands each version to the kernel as a node of its own, so a
+ * version's size and bytes never change under a reader, and a refresh
+ * replaces a changed file the way rename(2) replaces one: whoever still
+ * holds the old node keeps reading the old bytes, whole.
+ *
+ * Built page by page from a walk by a snap_builder, which renders and
+ * frees each JSON object as it arrives so a listing costs about its
+ * rendered size in memory.
  */
 #ifndef CONNFS_SNAPSHOT_H
 #define CONNFS_SNAPSHOT_H
@@ -17,29 +25,29 @@
 
 #include "provider.h"
 
-struct snapshot;
-
 /*
- * data, name and id live in one allocation (data): JSON bytes, NUL, name,
- * NUL, id, NUL. At 100,000 entries a malloc header each adds megabytes.
+ * One version of one connection file. The struct, its JSON bytes, name
+ * and id are one allocation: at 100,000 entries a malloc header each
+ * adds megabytes. References: one per snapshot that lists it, plus any
+ * the FUSE side takes (the kernel's lookups of its node).
  */
 struct snap_entry {
-	char *name;		/* file name, unique in the snapshot */
+	atomic_uint_fast64_t refs;
+	struct snap_entry *prev, *next;	/* every live entry */
+	void *owner;		/* the builder's owner (its directory) */
+	char *name;		/* file name, unique in its snapshot */
 	char *id;		/* the connection's id at the provider */
-	char *data;		/* pretty-printed JSON + "\n"; owns the block */
 	size_t size;
 	struct timespec mtime;
-	uint64_t ino;
-	atomic_bool opened;	/* opened once: the page cache may be kept */
-	struct snapshot *snap;	/* owner, for references from open files */
+	uint64_t ino;		/* stable st_ino: hash of instance and id */
+	char data[];		/* JSON + "\n", NUL, name, NUL, id, NUL */
 };
 
 struct snapshot {
 	atomic_int refs;
 	struct snapshot *prev, *next;	/* every live snapshot */
 	uint64_t gen;		/* unique per snapshot, never reused */
-	double ttl;		/* kernel cache timeout for its entries */
-	struct snap_entry *v;
+	struct snap_entry **v;
 	size_t n;
 	uint32_t *by_name;	/* open addressing: index + 1, 0 = empty */
 	uint32_t *by_ino;
@@ -49,7 +57,8 @@ struct snapshot {
 
 struct snap_builder {
 	const char *instance;	/* seeds inode numbers */
-	struct snap_entry *v;
+	void *owner;		/* copied into every entry */
+	struct snap_entry **v;
 	size_t n;
 	size_t cap;
 	char *scratch;		/* reused render buffer: one exact-size */
@@ -58,22 +67,30 @@ struct snap_builder {
 
 /* The walk sink (walk_sink_fn): renders and keeps the page's entries. */
 int snap_builder_add(void *builder, struct page *pg);
-/* Dedupes by id, names, sorts and indexes. Returns one reference. */
-struct snapshot *snap_builder_finish(struct snap_builder *b);
+/*
+ * Dedupes by id, names, sorts and indexes. Entries equal to old's
+ * (same name, id, inode, mtime and bytes) are old's versions, shared;
+ * when every entry is, old itself is returned. old may be NULL.
+ * Returns one reference, or NULL when out of memory.
+ */
+struct snapshot *snap_builder_finish(struct snap_builder *b,
+				     struct snapshot *old);
 void snap_builder_release(struct snap_builder *b);
 
 /*
- * Frees every snapshot still alive, whatever its count: only once no
- * request can run any more (after the FUSE session is gone).
+ * Frees every snapshot and entry still alive, whatever its count: only
+ * once no request can run any more (after the FUSE session is gone).
  */
 void snapshot_free_all(void);
 
 void snapshot_get(struct snapshot *s);
-void snapshot_put(struct snapshot *s);
-const struct snap_entry *snapshot_find(const struct snapshot *s,
-				       const char *name);
-const struct snap_entry *snapshot_find_ino(const struct snapshot *s,
-					   uint64_t ino);
+void snapshot_put(struct snapshot *s);	/* NULL is fine */
+struct snap_entry *snapshot_find(const struct snapshot *s, const char *name);
+struct snap_entry *snapshot_find_ino(const struct snapshot *s, uint64_t ino);
+
+/* Entry references; thread-safe. entry_put_n drops n at once. */
+void entry_get(struct snap_entry *e);
+void entry_put_n(struct snap_entry *e, uint64_t n);
 
 /* Renders a JSON value as a file: pretty-printed, trailing newline. */
 char *render_json(const cJSON *obj, size_t *len);

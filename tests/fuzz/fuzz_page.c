@@ -132,7 +132,7 @@ static void check_page(const struct page *pg)
 {
 	FUZZ_ASSERT(pg->n <= pg->cap);
 	for (size_t i = 0; i < pg->n; i++) {
-		const struct entry *e = &pg->v[i];
+		const struct entry *e = pg->v[i];
 
 		FUZZ_ASSERT(e->id && e->name[0] && e->obj);
 	}
@@ -201,7 +201,7 @@ static int parse(const struct http_resp *resp, const struct page_req *pr,
 static void check_snapshot(const struct snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		const struct snap_entry *e = &s->v[i];
+		const struct snap_entry *e = s->v[i];
 
 		check_name(e->name);
 		FUZZ_ASSERT(e->id && e->data);
@@ -209,10 +209,10 @@ static void check_snapshot(const struct snapshot *s)
 		FUZZ_ASSERT(e->size && e->data[e->size - 1] == '\n');
 		/* Sorted by name, names unique, ids unique. */
 		if (i)
-			FUZZ_ASSERT(strcmp(s->v[i - 1].name, e->name) < 0);
+			FUZZ_ASSERT(strcmp(s->v[i - 1]->name, e->name) < 0);
 		for (size_t j = 0; j < i; j++)
-			FUZZ_ASSERT(strcmp(s->v[j].id, e->id) != 0 &&
-				    s->v[j].ino != e->ino);
+			FUZZ_ASSERT(strcmp(s->v[j]->id, e->id) != 0 &&
+				    s->v[j]->ino != e->ino);
 		FUZZ_ASSERT(snapshot_find(s, e->name) == e);
 		FUZZ_ASSERT(snapshot_find_ino(s, e->ino) == e);
 	}
@@ -230,7 +230,7 @@ static void build_snapshot(struct page *a, struct page *b)
 		snap_builder_release(&bld);
 		return;
 	}
-	s = snap_builder_finish(&bld);
+	s = snap_builder_finish(&bld, NULL);
 	snap_builder_release(&bld);
 	FUZZ_ASSERT(s);
 	check_snapshot(s);

@@ -73,7 +73,7 @@ static struct snapshot *build(const struct row *rows, const size_t *order,
 			return NULL;
 		}
 	}
-	s = snap_builder_finish(&b);
+	s = snap_builder_finish(&b, NULL);
 	snap_builder_release(&b);
 	return s;
 }
@@ -81,7 +81,7 @@ static struct snapshot *build(const struct row *rows, const size_t *order,
 static bool sorted_unique(const struct snapshot *s)
 {
 	for (size_t i = 1; i < s->n; i++)
-		if (strcmp(s->v[i - 1].name, s->v[i].name) >= 0)
+		if (strcmp(s->v[i - 1]->name, s->v[i]->name) >= 0)
 			return false;
 	return true;
 }
@@ -99,23 +99,22 @@ static bool inodes_distinct(const struct snapshot *s)
 	bool ok = v != NULL;
 
 	for (size_t i = 0; ok && i < s->n; i++)
-		v[i] = s->v[i].ino;
+		v[i] = s->v[i]->ino;
 	if (ok)
 		qsort(v, s->n, sizeof(*v), cmp_u64);
 	for (size_t i = 1; ok && i < s->n; i++)
 		if (v[i - 1] == v[i] || v[i] == 0)
 			ok = false;
 	free(v);
-	return ok && (s->n == 0 || s->v[0].ino != 0);
+	return ok && (s->n == 0 || s->v[0]->ino != 0);
 }
 
 /* Every entry is found by name and by inode, and is its own result. */
 static bool all_found(const struct snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (snapshot_find(s, s->v[i].name) != &s->v[i] ||
-		    snapshot_find_ino(s, s->v[i].ino) != &s->v[i] ||
-		    s->v[i].snap != s)
+		if (snapshot_find(s, s->v[i]->name) != s->v[i] ||
+		    snapshot_find_ino(s, s->v[i]->ino) != s->v[i])
 			return false;
 	return true;
 }
@@ -126,11 +125,11 @@ static bool same_listing(const struct snapshot *a, const struct snapshot *b)
 	if (a->n != b->n)
 		return false;
 	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i].name, b->v[i].name) != 0 ||
-		    strcmp(a->v[i].id, b->v[i].id) != 0 ||
-		    a->v[i].ino != b->v[i].ino ||
-		    a->v[i].size != b->v[i].size ||
-		    memcmp(a->v[i].data, b->v[i].data, a->v[i].size) != 0)
+		if (strcmp(a->v[i]->name, b->v[i]->name) != 0 ||
+		    strcmp(a->v[i]->id, b->v[i]->id) != 0 ||
+		    a->v[i]->ino != b->v[i]->ino ||
+		    a->v[i]->size != b->v[i]->size ||
+		    memcmp(a->v[i]->data, b->v[i]->data, a->v[i]->size) != 0)
 			return false;
 	return true;
 }
@@ -139,8 +138,8 @@ static const struct snap_entry *by_id(const struct snapshot *s,
 				      const char *id)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i].id, id) == 0)
-			return &s->v[i];
+		if (strcmp(s->v[i]->id, id) == 0)
+			return s->v[i];
 	return NULL;
 }
 
@@ -249,8 +248,8 @@ static void test_lookup(void)
 	CHECK(snapshot_find(s, ".env.json") == NULL);
 	CHECK(snapshot_find_ino(s, 1) == NULL);
 	CHECK(snapshot_find_ino(s, 0) == NULL);
-	CHECK(snapshot_find_ino(s, s->v[0].ino + 1) == NULL ||
-	      snapshot_find_ino(s, s->v[0].ino + 1) != &s->v[0]);
+	CHECK(snapshot_find_ino(s, s->v[0]->ino + 1) == NULL ||
+	      snapshot_find_ino(s, s->v[0]->ino + 1) != s->v[0]);
 	snapshot_put(s);
 }
 
@@ -265,7 +264,7 @@ static void test_empty(void)
 	struct snap_builder b = { .instance = INSTANCE };
 	struct snapshot *s;
 
-	s = snap_builder_finish(&b);
+	s = snap_builder_finish(&b, NULL);
 	snap_builder_release(&b);
 	CHECK(s != NULL);
 	if (!s)
@@ -410,7 +409,7 @@ static void test_inodes_stable(void)
 			struct snapshot *d;
 
 			add_page(&o, basic, NULL, 0, NBASIC);
-			d = snap_builder_finish(&o);
+			d = snap_builder_finish(&o, NULL);
 			snap_builder_release(&o);
 			CHECK(d && by_id(d, "arn:1")->ino !=
 				       by_id(a, "arn:1")->ino);
@@ -425,7 +424,7 @@ static void test_inodes_stable(void)
 static void test_refcount(void)
 {
 	struct snapshot *s = build(basic, NULL, NBASIC, 2);
-	const struct snap_entry *e;
+	struct snap_entry *e;
 
 	CHECK(s != NULL);
 	if (!s)
@@ -437,17 +436,95 @@ static void test_refcount(void)
 	snapshot_put(s);
 	snapshot_put(s);
 	CHECK_INT(atomic_load(&s->refs), 1);
-	/* An open file holds its entry's snapshot: still readable. */
+	/* A kernel node holds its entry version: it outlives the snapshot. */
 	e = snapshot_find(s, "ops~42.json");
 	CHECK(e != NULL);
 	if (e) {
-		snapshot_get(e->snap);
+		entry_get(e);
 		snapshot_put(s);
+		CHECK_INT(atomic_load(&e->refs), 1);
 		CHECK(e->size > 0 && e->data[e->size - 1] == '\n');
-		snapshot_put(e->snap);
+		entry_put_n(e, 1);
 	} else {
 		snapshot_put(s);
 	}
+}
+
+/* Builds rows on top of old, as a refresh does. */
+static struct snapshot *rebuild(const struct row *rows, size_t n,
+				struct snapshot *old)
+{
+	struct snap_builder b = { .instance = INSTANCE };
+	struct snapshot *s = NULL;
+
+	if (!add_page(&b, rows, NULL, 0, n))
+		s = snap_builder_finish(&b, old);
+	snap_builder_release(&b);
+	return s;
+}
+
+/*
+ * A refresh shares the versions of unchanged connections with the old
+ * snapshot (their kernel nodes stay valid), gives changed, renamed and
+ * new ones versions of their own, and when nothing changed at all keeps
+ * the old snapshot itself.
+ */
+static void test_versions_shared(void)
+{
+	static const struct row v1[] = {
+		{ "1", "alpha", NULL, 100 },
+		{ "2", "beta", NULL, 200 },
+		{ "3", "gamma", NULL, 300 },
+		{ "4", "delta", NULL, 400 },
+	};
+	static const struct row v2[] = {
+		{ "1", "alpha", NULL, 100 },	/* same */
+		{ "2", "beta", NULL, 201 },	/* modified */
+		{ "3", "gamma2", NULL, 300 },	/* renamed */
+		{ "5", "eps", NULL, 500 },	/* new; 4 removed */
+	};
+	struct snapshot *a = rebuild(v1, 4, NULL), *b, *c;
+	struct snap_entry *old_beta;
+
+	CHECK(a != NULL);
+	if (!a)
+		return;
+	old_beta = snapshot_find(a, "beta.json");
+	b = rebuild(v2, 4, a);
+	CHECK(b != NULL && b != a);
+	if (!b || !old_beta) {
+		snapshot_put(a);
+		snapshot_put(b);
+		return;
+	}
+	CHECK(b->gen > a->gen);
+	CHECK(snapshot_find(b, "alpha.json") == snapshot_find(a, "alpha.json"));
+	CHECK_INT(atomic_load(&snapshot_find(b, "alpha.json")->refs), 2);
+	CHECK(snapshot_find(b, "beta.json") != old_beta);
+	CHECK(snapshot_find(b, "beta.json")->ino == old_beta->ino);
+	CHECK(snapshot_find(b, "gamma2.json") != NULL);
+	CHECK(snapshot_find(b, "gamma.json") == NULL);
+	CHECK(snapshot_find(b, "delta.json") == NULL);
+	/* The old version of beta outlives its snapshot while held. */
+	entry_get(old_beta);
+	snapshot_put(a);
+	CHECK_INT(atomic_load(&old_beta->refs), 1);
+	CHECK(old_beta->mtime.tv_sec == 200);
+	entry_put_n(old_beta, 1);
+	CHECK_INT(atomic_load(&snapshot_find(b, "alpha.json")->refs), 1);
+	/* Nothing changed: the same snapshot, one more reference. */
+	c = rebuild(v2, 4, b);
+	CHECK(c == b);
+	CHECK_INT(atomic_load(&b->refs), 2);
+	snapshot_put(c);
+	/* One fewer connection is a change even if the rest are equal. */
+	c = rebuild(v2, 3, b);
+	CHECK(c != NULL && c != b && c->n == 3);
+	if (c)
+		CHECK(snapshot_find(c, "alpha.json") ==
+		      snapshot_find(b, "alpha.json"));
+	snapshot_put(c);
+	snapshot_put(b);
 }
 
 static void test_restart(void)
@@ -465,7 +542,7 @@ static void test_restart(void)
 	CHECK_INT(snap_builder_add(&b, NULL), 0);	/* the walk restarted */
 	CHECK_INT(b.n, 0);
 	CHECK_INT(add_page(&b, second, NULL, 0, 2), 0);
-	s = snap_builder_finish(&b);
+	s = snap_builder_finish(&b, NULL);
 	snap_builder_release(&b);
 	CHECK(s != NULL);
 	if (!s)
@@ -510,7 +587,7 @@ static void test_many_same_name(void)
 		CHECK(all_found(s));
 		CHECK(snapshot_find(s, "Same Name.json") == NULL);
 		for (size_t i = 0; i < s->n; i++)
-			if (strlen(s->v[i].name) > NAME_MAX_BYTES)
+			if (strlen(s->v[i]->name) > NAME_MAX_BYTES)
 				short_names = false;
 		CHECK(short_names);
 	}
@@ -538,7 +615,7 @@ static void test_long_same_name(void)
 	CHECK(sorted_unique(s));
 	CHECK(all_found(s));
 	for (size_t i = 0; i < s->n; i++)
-		CHECK(strlen(s->v[i].name) <= NAME_MAX_BYTES);
+		CHECK(strlen(s->v[i]->name) <= NAME_MAX_BYTES);
 	snapshot_put(s);
 }
 
@@ -588,7 +665,7 @@ static void test_hostile_json(void)
 	CHECK_INT(page_add(&pg, "ctl", "ctl", NULL, &ts, o), 0);
 	CHECK_INT(snap_builder_add(&b, &pg), 0);
 	page_release(&pg);
-	s = snap_builder_finish(&b);
+	s = snap_builder_finish(&b, NULL);
 	snap_builder_release(&b);
 	CHECK(s != NULL);
 	if (s) {
@@ -621,6 +698,7 @@ int main(void)
 	test_collision_with_tag();
 	test_inodes_stable();
 	test_refcount();
+	test_versions_shared();
 	test_restart();
 	test_many_same_name();
 	test_long_same_name();
