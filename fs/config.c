@@ -85,6 +85,11 @@ static int add_section(struct config *cfg, const char *name, int line,
 		return perr(err, path, line, "[%s] is not a usable directory "
 			    "name (empty, starts with '.', or contains '/' "
 			    "or control characters)", name);
+	/* .connfs/refresh/all refreshes every directory: it has no twin. */
+	if (strcmp(name, "all") == 0)
+		return perr(err, path, line, "[all] is a reserved section "
+			    "name (.connfs/refresh/all refreshes every "
+			    "directory): choose another name");
 	for (size_t i = 0; i < cfg->n; i++)
 		if (strcmp(cfg->sec[i].name, name) == 0)
 			return perr(err, path, line, "duplicate section [%s]",

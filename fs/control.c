@@ -52,12 +52,13 @@ static uint64_t next_seq = 1;
 static uint64_t current[2];		/* seq of the current rendering */
 static pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The latest refresh result of each refresh file. */
+/* The latest refresh result of each refresh file: one per directory,
+ * then "all". Allocated at the first refresh, under node_lock. */
 static struct refresh_result {
-	uint64_t ino;
 	char *data;
 	size_t len;
-} results[NODES];
+} *results;
+static size_t nresults;
 
 bool control_ino(uint64_t ino)
 {
@@ -277,19 +278,14 @@ static int slice(const char *data, size_t total, off_t off, size_t size,
 	return 0;
 }
 
-static struct refresh_result *result_of(uint64_t ino)
+static struct refresh_result *result_of(struct connfs *fs, uint64_t ino)
 {
-	struct refresh_result *free_slot = NULL;
-
-	for (size_t i = 0; i < NODES; i++) {
-		if (results[i].ino == ino)
-			return &results[i];
-		if (!results[i].ino && !free_slot)
-			free_slot = &results[i];
-	}
-	if (free_slot)
-		free_slot->ino = ino;
-	return free_slot;
+	if (!results && (results = calloc(fs->ndirs + 1, sizeof(*results))))
+		nresults = fs->ndirs + 1;
+	if (!results)
+		return NULL;
+	return &results[ino == CTL_REFRESH_ALL ? fs->ndirs :
+			ino - CTL_REFRESH_ONE];
 }
 
 int control_read(struct connfs *fs, uint64_t ino, off_t off, size_t size,
@@ -314,7 +310,7 @@ int control_read(struct connfs *fs, uint64_t ino, off_t off, size_t size,
 	if (off == 0 && !(fresh = refresh(fs, ino, &flen)))
 		return -ENOMEM;
 	pthread_mutex_lock(&node_lock);
-	r = result_of(ino);
+	r = result_of(fs, ino);
 	if (r && fresh) {
 		free(r->data);
 		r->data = fresh;
@@ -331,8 +327,11 @@ void control_release(void)
 {
 	for (size_t i = 0; i < NODES; i++) {
 		free(nodes[i].data);
-		free(results[i].data);
 		nodes[i] = (struct node){ 0 };
-		results[i] = (struct refresh_result){ 0 };
 	}
+	for (size_t i = 0; i < nresults; i++)
+		free(results[i].data);
+	free(results);
+	results = NULL;
+	nresults = 0;
 }

@@ -230,6 +230,7 @@ W = "[workato]\nurl = http://127.0.0.1:9\n"
     ("[workato\n", ":1: missing ']' in section header"),
     ("[]\n", ":1: [] is not a usable directory name"),
     ("[.hidden]\ntype = workato\n", "is not a usable directory name"),
+    ("[all]\ntype = workato\n", ":1: [all] is a reserved section name"),
     ("just some words\n", ":1: expected 'key = value' or '[section]'"),
     ("\x00\x01\x02binary", "cannot read, or not text"),
     ("# only a comment\n", "no [section]: nothing to mount"),
