@@ -1,6 +1,7 @@
 # connfs — build, test, demo, bench. `make` builds ./connfs.
 #   make check        unit + emulator + integration tests
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make tsan         the threaded parts under ThreadSanitizer (build/tsan)
 #   make WERROR=1     warnings are errors (CI)
 
 VERSION    := 0.1.0
@@ -24,6 +25,10 @@ SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 BUILD      := build/san
 endif
+ifeq ($(TSAN),1)
+SANFLAGS   := -fsanitize=thread -fno-omit-frame-pointer
+BUILD      := build/tsan
+endif
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS  = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP \
@@ -39,7 +44,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all check unit integration emulator-test demo undemo bench fuzz stress \
-        install uninstall format clean deps
+        install uninstall format clean deps tsan
 all: connfs
 
 connfs: $(BUILD)/fs/main.o $(LIB_OBJS)
@@ -69,6 +74,19 @@ integration: connfs
 check: connfs unit
 	$(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(BUILD)/pytest \
 	  tests/emulator tests/integration tests/stress/stress.py
+
+# ThreadSanitizer over the unit tests and the integration tests that drive
+# the pager, the cache, the notifier and refreshes from many threads.
+TSAN_TESTS := tests/integration/test_coherence.py \
+              tests/integration/test_faults.py \
+              tests/integration/test_operations.py
+tsan:
+	@$(MAKE) -s clean
+	@$(MAKE) -s TSAN=1 connfs unit
+	TSAN_OPTIONS="halt_on_error=0 exitcode=66 $(TSAN_OPTIONS)" \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  --basetemp=$(BUILD)/pytest-tsan $(TSAN_TESTS)
+	@$(MAKE) -s clean
 
 # The long soak: 16 processes against random API faults (default 300 s).
 stress: connfs

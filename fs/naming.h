@@ -1,5 +1,5 @@
 /*
- * File names for connections (design.md §4): stable, unique, readable and
+ * File names for connections: stable, unique, readable and
  * safe. Unsafe bytes are percent-encoded, which is reversible: '%', '/',
  * '~' (the part separator), control characters, invalid UTF-8, and a
  * leading '.' or '-'. An empty part is "%00".

@@ -62,7 +62,8 @@ def daemon_env(home, extra=None):
         "PERSONA_API_KEY": CREDENTIALS["persona"],
         "WORKATO_API_TOKEN": CREDENTIALS["workato"],
     }
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+              "TSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
     env.update(extra or {})
@@ -213,3 +214,4 @@ def mount(tmp_path, fresh_emu):
         for s in SECRETS:
             assert s not in logs, "a secret leaked into the log"
         assert "runtime error" not in logs and "AddressSanitizer" not in logs
+        assert "ThreadSanitizer" not in logs

@@ -317,6 +317,62 @@ static void test_expire(void)
 	CHECK_INT(atomic_load(&vals_alive), 0);
 }
 
+/* Publication: each successful load once, old then new, never a failure. */
+static int pub_calls, pub_old_gen, pub_new_gen;
+
+static void published(void *arg, void *old, void *value)
+{
+	(void)arg;
+	pub_calls++;
+	pub_old_gen = old ? ((struct val *)old)->gen : 0;
+	pub_new_gen = ((struct val *)value)->gen;
+	/* The old value is still referenced by the cache here. */
+	CHECK(!old || atomic_load(&((struct val *)old)->refs) >= 1);
+}
+
+static const struct cache_ops pub_ops = {
+	.load = load,
+	.get = val_get,
+	.put = val_put,
+	.published = published,
+};
+
+static void test_published(void)
+{
+	struct loader l = { .gen = 0 };
+	struct cache *c;
+	struct val *a;
+	int rc;
+
+	fake_now = 0;
+	c = cache_new(&pub_ops, &l, TTL, RETRY, fake_clock);
+	if (!c)
+		return;
+	a = get(c, &rc);
+	CHECK_INT(pub_calls, 1);
+	CHECK_INT(pub_old_gen, 0);
+	CHECK_INT(pub_new_gen, 1);
+	val_put(a);
+	a = get(c, &rc);	/* fresh: no load, no publication */
+	val_put(a);
+	CHECK_INT(pub_calls, 1);
+	cache_expire(c);
+	a = get(c, &rc);
+	CHECK_INT(pub_calls, 2);
+	CHECK_INT(pub_old_gen, 1);
+	CHECK_INT(pub_new_gen, 2);
+	CHECK(a && a->gen == 2);
+	val_put(a);
+	l.fail = -EIO;
+	cache_expire(c);
+	a = get(c, &rc);	/* stale: served, not published */
+	CHECK_INT(pub_calls, 2);
+	CHECK(a && a->gen == 2);
+	val_put(a);
+	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
 static void test_peek(void)
 {
 	struct loader l = { .gen = 0 };
@@ -468,6 +524,7 @@ int main(void)
 	test_stale();
 	test_no_value_errors();
 	test_expire();
+	test_published();
 	test_peek();
 	test_single_flight();
 	test_refcount_balance();
