@@ -161,6 +161,7 @@ static int ac_total(const cJSON *root, long long *total)
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(meta, "total");
 	long long v;
+	double d;
 	char *end;
 
 	*total = -1;
@@ -168,11 +169,10 @@ static int ac_total(const cJSON *root, long long *total)
 		return -EPROTO;
 	if (!t || cJSON_IsNull(t))
 		return 0;
-	if (cJSON_IsNumber(t)) {
-		if (t->valuedouble < 0 || t->valuedouble > 9e15 ||
-		    t->valuedouble != (double)(long long)t->valuedouble)
+	if (json_number(t, &d)) {
+		if (!(d >= 0 && d <= 9e15) || d != (double)(long long)d)
 			return -EPROTO;
-		*total = (long long)t->valuedouble;
+		*total = (long long)d;
 		return 0;
 	}
 	if (!cJSON_IsString(t) || !isdigit((unsigned char)t->valuestring[0]))

@@ -316,6 +316,7 @@ static void ng_detail(const cJSON *error, char *out, size_t len)
 	const char *msg = json_str(first, "message");
 	const cJSON *p;
 	struct buf b = { 0 };
+	double d;
 
 	if (!msg)
 		return;
@@ -324,8 +325,8 @@ static void ng_detail(const cJSON *error, char *out, size_t len)
 		buf_puts(&b, p == path->child ? " (" : ".");
 		if (cJSON_IsString(p))
 			buf_puts(&b, p->valuestring);
-		else if (cJSON_IsNumber(p))
-			buf_printf(&b, "%.0f", p->valuedouble);
+		else if (json_number(p, &d))
+			buf_printf(&b, "%.0f", d);
 		if (!p->next)
 			buf_puts(&b, ")");
 	}
