@@ -1,6 +1,5 @@
 """Workato end to end: one unpaged request for any number of connections,
-exact bytes, duplicate names, filters, backups, cache lifetime and errors
-(providers.md §5)."""
+exact bytes, duplicate names, filters, backups, cache lifetime and errors."""
 
 import errno
 import json

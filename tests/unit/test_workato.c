@@ -1,7 +1,7 @@
 /*
  * Unit tests for providers/workato.c: data-center host selection (url=,
  * WORKATO_HOST), options, the request it builds, parsing the bare array
- * (providers.md §5.8, the older documented shape, 5,000 connections),
+ * (the documented example, the older documented shape, 5,000 connections),
  * envelope failures and error classification. No network.
  */
 #include <errno.h>
