@@ -27,6 +27,8 @@
 
 extern char **environ;
 
+/* The largest pipe buffer (/proc/sys/fs/pipe-max-size by default). */
+#define PIPE_MAX ((size_t)1 << 20)
 /* Without a pidfd (kernels before 5.3) the exit is checked this often. */
 #define POLL_SLICE_MS 20
 
@@ -97,17 +99,23 @@ static int start(char *const argv[], int wfd, pid_t *pid)
 	return rc;
 }
 
-/* Reads what is in the pipe now; closes it at EOF or on an error. */
-static void drain(struct child *c)
+/*
+ * Reads what is in the pipe now, at most max bytes and not past the
+ * deadline (a helper in the background may write without end); closes the
+ * pipe at EOF or on an error.
+ */
+static void drain(struct child *c, double deadline, size_t max)
 {
 	char junk[4096];
 
-	while (c->rfd >= 0) {
+	while (c->rfd >= 0 && max && now_s() < deadline) {
 		bool keep = c->got < c->cap;
-		ssize_t n = keep ? read(c->rfd, c->buf + c->got,
-					c->cap - c->got)
-				 : read(c->rfd, junk, sizeof(junk));
+		size_t want = keep ? c->cap - c->got : sizeof(junk);
+		ssize_t n;
 
+		if (want > max)
+			want = max;
+		n = read(c->rfd, keep ? c->buf + c->got : junk, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -117,6 +125,7 @@ static void drain(struct child *c)
 			c->rfd = -1;
 			break;
 		}
+		max -= (size_t)n;
 		if (keep)
 			c->got += (size_t)n;
 	}
@@ -144,10 +153,11 @@ static int wait_child(struct child *c, double deadline)
 		double left = deadline - now_s();
 		int n = 0, ms;
 
-		drain(c);
+		drain(c, deadline, PIPE_MAX);
 		try_reap(c);
 		if (c->exited) {
-			drain(c);	/* what it wrote just before exiting */
+			/* What it wrote before exiting: at most a full pipe. */
+			drain(c, deadline, PIPE_MAX);
 			return 0;
 		}
 		if (left <= 0)

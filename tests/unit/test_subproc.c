@@ -113,6 +113,33 @@ static void test_background_helper(void)
 	free(out);
 }
 
+/*
+ * Nor does one that writes to the pipe without end: the result comes when
+ * the shell exits (with what the pipe held then), not at the deadline
+ * with an error, and reading never loops without end.
+ */
+static void test_flooding_helper(void)
+{
+	char *out, err[128] = "", script[160], pid[32] = "";
+	size_t len;
+	int st = -1, fds[2];
+	ssize_t n;
+
+	CHECK_INT(pipe(fds), 0);
+	snprintf(script, sizeof(script), "yes & echo $! > /proc/%d/fd/%d",
+		 (int)getpid(), fds[1]);
+	CHECK_INT(sh(script, 30, 64, &out, &len, &st, err), 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(len <= 64);
+	free(out);
+	close(fds[1]);
+	n = read(fds[0], pid, sizeof(pid) - 1);
+	close(fds[0]);
+	CHECK(n > 0 && atol(pid) > 0);
+	if (n > 0 && atol(pid) > 0)
+		kill((pid_t)atol(pid), SIGKILL);
+}
+
 /* At the deadline the whole process group is killed and reaped. */
 static void test_deadline(void)
 {
@@ -172,6 +199,7 @@ int main(void)
 	test_output_and_status();
 	test_inherits_nothing();
 	test_background_helper();
+	test_flooding_helper();
 	test_deadline();
 	return harness_done("test_subproc");
 }
