@@ -1,5 +1,6 @@
 /*
- * ActiveCampaign v3 `GET /api/3/connections` (providers.md §2): per-account
+ * ActiveCampaign v3 `GET /api/3/connections` (Deep Data integrations,
+ * https://developers.activecampaign.com/reference/url): per-account
  * API URL, `Api-Token` header, limit/offset paging with `meta.total` sent as
  * a string, numbers-as-strings everywhere, ISO-8601 times with the account's
  * local offset. This file builds requests and parses responses only; it
@@ -33,7 +34,10 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* `url=`, else ACTIVECAMPAIGN_API_URL; no default (§2.1), /api/3 added. */
+/*
+ * `url=`, else ACTIVECAMPAIGN_API_URL, /api/3 added. No default: the URL is
+ * per account (Settings -> Developer) and not derivable from its name.
+ */
 static int ac_url(struct activecampaign *ac, struct conf_section *sec,
 		  const char *base_url, char *err)
 {
@@ -116,7 +120,7 @@ static int ac_begin_walk(void *state, char *err, size_t errlen)
 	return secret_refresh(&ac->secret, err, errlen);
 }
 
-/* Never ask for more than the documented maximum (§6 pitfall 14). */
+/* limit is at most 100 (developers.activecampaign.com/reference/pagination). */
 static unsigned ac_page_size(const struct page_req *pr)
 {
 	return pr->size && pr->size < AC_MAX_PAGE ? pr->size : AC_MAX_PAGE;
@@ -155,12 +159,13 @@ nomem:
 	return -ENOMEM;
 }
 
-/* meta.total: a decimal string (§2.5) or a number; -1 when absent. */
+/* meta.total: a decimal string (as sent) or a number; -1 when absent. */
 static int ac_total(const cJSON *root, long long *total)
 {
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(meta, "total");
 	long long v;
+	double d;
 	char *end;
 
 	*total = -1;
@@ -168,11 +173,10 @@ static int ac_total(const cJSON *root, long long *total)
 		return -EPROTO;
 	if (!t || cJSON_IsNull(t))
 		return 0;
-	if (cJSON_IsNumber(t)) {
-		if (t->valuedouble < 0 || t->valuedouble > 9e15 ||
-		    t->valuedouble != (double)(long long)t->valuedouble)
+	if (json_number(t, &d)) {
+		if (!(d >= 0 && d <= 9e15) || d != (double)(long long)d)
 			return -EPROTO;
-		*total = (long long)t->valuedouble;
+		*total = (long long)d;
 		return 0;
 	}
 	if (!cJSON_IsString(t) || !isdigit((unsigned char)t->valuestring[0]))
@@ -246,7 +250,7 @@ static int ac_parse_list(void *state, const struct page_req *pr,
 	return rc;
 }
 
-/* `{"message"}` (not found) or `{"errors":[{title,detail,code}]}` (§2.7). */
+/* `{"message"}` (404 not found) or `{"errors":[{title,detail,code}]}` (422). */
 static void ac_classify_error(void *state, const struct page_req *pr,
 			      const struct http_resp *resp,
 			      struct api_error *e)
@@ -279,18 +283,6 @@ static void ac_classify_error(void *state, const struct page_req *pr,
 	if (resp->retry_after >= 0)
 		e->retry_after = resp->retry_after;
 	cJSON_Delete(root);
-}
-
-static long header_long(const struct http_resp *resp, const char *name)
-{
-	const char *v = http_resp_header(resp, name);
-	char *end;
-	long n;
-
-	if (!v || *v < '0' || *v > '9')
-		return -1;
-	n = strtol(v, &end, 10);
-	return *end ? -1 : n;
 }
 
 static void ac_rate_info(const struct http_resp *resp, struct rate_info *ri)

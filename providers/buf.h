@@ -1,6 +1,7 @@
 /*
  * Growable byte buffers, the URL-encoding helpers every request builder
- * needs, and UTF-8 validation. Knows nothing about HTTP transport, JSON or FUSE.
+ * needs, and UTF-8 validation. Knows nothing about HTTP transport, JSON or
+ * FUSE.
  */
 #ifndef CONNFS_BUF_H
 #define CONNFS_BUF_H

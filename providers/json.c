@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,85 @@ static size_t bad_escape(const char *text, size_t len, size_t from)
 	return len;
 }
 
+/*
+ * Number literals as the API wrote them. cJSON keeps a number as a double
+ * and prints it back with "%d", "%1.15g" or "%1.17g": 2^53 + 1 comes out
+ * as 9007199254740992, -0 as 0, 1.10 as 1.1, 1e400 as null. So every
+ * number whose digits could change becomes a cJSON_Raw node carrying the
+ * literal (cJSON prints Raw verbatim), with valuedouble and valueint still
+ * set; json_number() reads either kind. A parsed tree holds its numbers in
+ * document order, so one cursor over the text (skipping strings, where
+ * the text is known to be valid JSON) finds each node's literal.
+ */
+struct literals {
+	const char *text;
+	size_t len, at;
+};
+
+/* The next number literal after l->at; its length, or 0 if none. */
+static size_t next_literal(struct literals *l, const char **lit)
+{
+	const char *t = l->text;
+
+	while (l->at < l->len) {
+		size_t i = l->at;
+
+		if (t[i] == '"') {
+			for (i++; i < l->len && t[i] != '"'; i++)
+				if (t[i] == '\\')
+					i++;
+			l->at = i + 1;
+		} else if (t[i] == '-' || isdigit((unsigned char)t[i])) {
+			while (i < l->len && t[i] &&
+			       strchr("0123456789+-.eE", t[i]))
+				i++;
+			*lit = t + l->at;
+			l->at = i;
+			return (size_t)(t + i - *lit);
+		} else {
+			l->at++;
+		}
+	}
+	return 0;
+}
+
+/* An integer that fits an int, so that cJSON prints it with "%d" as is. */
+static bool prints_as_is(const char *lit, size_t n)
+{
+	size_t i = lit[0] == '-';
+
+	if (n == 1 && lit[0] == '0')
+		return true;
+	if (n <= i || n - i > 9 || lit[i] < '1' || lit[i] > '9')
+		return false;
+	for (; i < n; i++)
+		if (!isdigit((unsigned char)lit[i]))
+			return false;
+	return true;
+}
+
+/* 0, or -ENOMEM (then the tree may hold some Raw numbers already). */
+static int keep_literals(cJSON *node, struct literals *l)
+{
+	for (; node; node = node->next) {
+		const char *lit = NULL;
+		size_t n;
+
+		if (node->child && keep_literals(node->child, l))
+			return -ENOMEM;
+		if (!cJSON_IsNumber(node))
+			continue;
+		n = next_literal(l, &lit);
+		if (!n || prints_as_is(lit, n))
+			continue;
+		node->valuestring = strndup(lit, n);
+		if (!node->valuestring)
+			return -ENOMEM;
+		node->type = (node->type & ~0xff) | cJSON_Raw;
+	}
+	return 0;
+}
+
 cJSON *json_parse(const char *text, size_t len)
 {
 	const char *end = NULL;
@@ -90,6 +170,15 @@ cJSON *json_parse(const char *text, size_t len)
 			v = NULL;
 		}
 	}
+	if (v) {
+		struct literals l = { .text = text, .len = len };
+
+		/* Changed digits are no answer: out of memory is no JSON. */
+		if (keep_literals(v, &l)) {
+			cJSON_Delete(v);
+			v = NULL;
+		}
+	}
 	free(copy);
 	return v;
 }
@@ -101,15 +190,41 @@ const char *json_str(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+bool json_number(const cJSON *v, double *out)
+{
+	if (!cJSON_IsNumber(v) && !(cJSON_IsRaw(v) && v->valuestring &&
+				    (v->valuestring[0] == '-' ||
+				     isdigit((unsigned char)v->valuestring[0]))))
+		return false;
+	*out = v->valuedouble;
+	return true;
+}
+
+/* A literal of digits, maybe with a '-': the id exactly, at any size. */
+static bool integer_literal(const char *s)
+{
+	s += *s == '-';
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
 const char *json_id(const cJSON *obj, const char *key, char *buf, size_t len)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	double d;
 
 	if (cJSON_IsString(v))
 		return v->valuestring;
-	if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
-	    fabs(v->valuedouble) < 9007199254740992.0) {
-		snprintf(buf, len, "%.0f", v->valuedouble);
+	if (!json_number(v, &d))
+		return NULL;
+	if (cJSON_IsRaw(v) && integer_literal(v->valuestring))
+		return v->valuestring;
+	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+		snprintf(buf, len, "%.0f", d);
 		return buf;
 	}
 	return NULL;
@@ -120,10 +235,8 @@ bool json_num(const cJSON *obj, const char *key, double *out)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	char *end;
 
-	if (cJSON_IsNumber(v)) {
-		*out = v->valuedouble;
+	if (json_number(v, out))
 		return isfinite(*out);
-	}
 	if (!cJSON_IsString(v) || !v->valuestring[0])
 		return false;
 	*out = strtod(v->valuestring, &end);

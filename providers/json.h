@@ -11,14 +11,23 @@
 #include <stddef.h>
 #include <time.h>
 
-/* Parses len bytes; NULL if not exactly one JSON value. */
+/*
+ * Parses len bytes; NULL if not exactly one JSON value. Every number whose
+ * digits cJSON would print differently (beyond int, fractions, exponents,
+ * -0) is a cJSON_Raw node holding the literal as the text had it, with
+ * valuedouble/valueint set as for a number: read numbers with
+ * json_number(), never cJSON_IsNumber() alone.
+ */
 cJSON *json_parse(const char *text, size_t len);
+/* A JSON number node (plain or Raw from json_parse) and its value. */
+bool json_number(const cJSON *v, double *out);
 
 /* Object member as a string (NULL if absent or not a string). */
 const char *json_str(const cJSON *obj, const char *key);
 /*
- * Member as an identifier string: a string, or an integral number printed
- * in decimal. Writes into buf; NULL if absent or of another type.
+ * Member as an identifier string: a string, an integer literal exactly as
+ * written (any size), or another integral number below 2^53 printed in
+ * decimal (into buf). NULL if absent or of another type.
  */
 const char *json_id(const cJSON *obj, const char *key, char *buf, size_t len);
 /* Member as a number: JSON number or numeric string. */

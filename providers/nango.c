@@ -1,10 +1,11 @@
 /*
- * Nango `GET /connections` (providers.md §3): Bearer secret key, zero-based
- * page numbers with an explicit limit (the default is 10 000), a strict
- * server that answers 400 to any unknown query parameter and 415 to any
- * non-JSON Content-Type, and the `{"error":{"code","message"}}` envelope.
- * This file builds requests and parses responses only; it knows nothing of
- * paging loops, retries, sleeping or FUSE.
+ * Nango `GET /connections` (NangoHQ/nango docs/spec.yaml): Bearer secret
+ * key, zero-based page numbers with an explicit limit (the default is
+ * 10 000), a strict server that answers 400 to any unknown query parameter
+ * and 415 to any non-JSON Content-Type, and the
+ * `{"error":{"code","message"}}` envelope. This file builds requests and
+ * parses responses only; it knows nothing of paging loops, retries,
+ * sleeping or FUSE.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -239,7 +240,7 @@ static int ng_build_list(void *state, const struct page_req *pr,
 	return 0;
 }
 
-/* Lists say `created`, single objects `created_at` (§3.6); else 0. */
+/* The list says `created`, a single GET `created_at`; else 0. */
 static struct timespec ng_mtime(const cJSON *conn)
 {
 	static const char *const keys[] = { "created", "created_at", NULL };
@@ -292,7 +293,10 @@ static int ng_parse_list(void *state, const struct page_req *pr,
 	return rc;
 }
 
-/* X-RateLimit-Reset is the epoch second the window ends (§3.7). */
+/*
+ * X-RateLimit-Reset is the Unix epoch second the 60 s window ends
+ * (https://nango.dev/docs/reference/backend/http-api/rate-limits).
+ */
 static double ng_reset_in(const struct http_resp *resp)
 {
 	const char *v = http_resp_header(resp, "X-RateLimit-Reset");
@@ -316,6 +320,7 @@ static void ng_detail(const cJSON *error, char *out, size_t len)
 	const char *msg = json_str(first, "message");
 	const cJSON *p;
 	struct buf b = { 0 };
+	double d;
 
 	if (!msg)
 		return;
@@ -324,8 +329,8 @@ static void ng_detail(const cJSON *error, char *out, size_t len)
 		buf_puts(&b, p == path->child ? " (" : ".");
 		if (cJSON_IsString(p))
 			buf_puts(&b, p->valuestring);
-		else if (cJSON_IsNumber(p))
-			buf_printf(&b, "%.0f", p->valuedouble);
+		else if (json_number(p, &d))
+			buf_printf(&b, "%.0f", d);
 		if (!p->next)
 			buf_puts(&b, ")");
 	}
@@ -369,18 +374,6 @@ static void ng_classify_error(void *state, const struct page_req *pr,
 	if (e->retry_after < 0 && e->cls == API_THROTTLE)
 		e->retry_after = ng_reset_in(resp);
 	cJSON_Delete(root);
-}
-
-static long header_long(const struct http_resp *resp, const char *name)
-{
-	const char *v = http_resp_header(resp, name);
-	char *end;
-	long n;
-
-	if (!v || !isdigit((unsigned char)*v))
-		return -1;
-	n = strtol(v, &end, 10);
-	return *end ? -1 : n;
 }
 
 static void ng_rate_info(const struct http_resp *resp, struct rate_info *ri)

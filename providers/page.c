@@ -1,7 +1,12 @@
-/* Page and entry bookkeeping shared by every provider. See provider.h. */
+/*
+ * Page and entry bookkeeping and response helpers shared by every provider.
+ * See provider.h. Knows no provider, no transport and no FUSE.
+ */
 #include "buf.h"
+#include "http.h"
 #include "provider.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +83,17 @@ void api_text(char *dst, size_t len, const char *src, size_t srclen)
 		}
 	}
 	dst[w] = '\0';
+}
+
+long header_long(const struct http_resp *resp, const char *name)
+{
+	const char *v = http_resp_header(resp, name);
+	char *end;
+	long n;
+
+	if (!v || !isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return *end || errno ? -1 : n;
 }

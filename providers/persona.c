@@ -1,5 +1,6 @@
 /*
- * Persona Connect "List all Connections" (providers.md §4): Bearer API key,
+ * Persona Connect "List all Connections" (persona-id/persona-openapi,
+ * https://docs.withpersona.com/pagination): Bearer API key,
  * `GET /api/v1/connect/connections`, cursor paging by object id through
  * `page[after]` taken from the root-relative `links.next`, the
  * `{"errors":[{"title","details"}]}` envelope and `RateLimit-*` headers
@@ -63,7 +64,7 @@ static int ps_base(struct persona *ps, struct conf_section *sec,
 
 	if (rc)
 		return rc;
-	/* Links include /api/v1, so the base must not (§4.4). */
+	/* links.next is root-relative with /api/v1, so the base must not. */
 	n = strlen(ps->base);
 	if (n > 7 && strcmp(ps->base + n - 7, "/api/v1") == 0)
 		ps->base[n - 7] = '\0';
@@ -224,7 +225,7 @@ static int ps_next(const cJSON *next, const cJSON *data, struct page *pg,
 
 	free(pg->next);
 	pg->next = NULL;
-	/* links.next == null is the end; so is an empty page (§4.4). */
+	/* links.next == null is the end; so is an empty page. */
 	if (cJSON_IsNull(next) || !last)
 		return 0;
 	rc = ps_link_cursor(next->valuestring, &cur);
@@ -289,18 +290,6 @@ static double ps_seconds(const struct http_resp *resp, const char *name)
 	return end != v && *end == '\0' && isfinite(d) && d >= 0 ? d : -1;
 }
 
-static long ps_header_long(const struct http_resp *resp, const char *name)
-{
-	const char *v = http_resp_header(resp, name);
-	char *end;
-	long n;
-
-	if (!v)
-		return -1;
-	n = strtol(v, &end, 10);
-	return end != v && *end == '\0' && n >= 0 ? n : -1;
-}
-
 /* "title: details" for each error; `detail` accepted as well. */
 static void ps_message(const cJSON *root, struct buf *b)
 {
@@ -350,8 +339,8 @@ static void ps_classify_error(void *state, const struct page_req *pr,
 
 static void ps_rate_info(const struct http_resp *resp, struct rate_info *ri)
 {
-	ri->limit = ps_header_long(resp, "RateLimit-Limit");
-	ri->remaining = ps_header_long(resp, "RateLimit-Remaining");
+	ri->limit = header_long(resp, "RateLimit-Limit");
+	ri->remaining = header_long(resp, "RateLimit-Remaining");
 	ri->reset_in = ps_seconds(resp, "RateLimit-Reset");
 }
 

@@ -140,5 +140,10 @@ const struct provider *provider_find(const char *name);
 
 /* Escapes control characters and invalid UTF-8 in API text for messages. */
 void api_text(char *dst, size_t len, const char *src, size_t srclen);
+/*
+ * A response header holding a non-negative decimal integer (a rate-limit
+ * count); -1 if absent, empty, signed, not all digits or beyond a long.
+ */
+long header_long(const struct http_resp *resp, const char *name);
 
 #endif

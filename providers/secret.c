@@ -1,31 +1,37 @@
 /*
  * API tokens from config, files, commands or the environment. See secret.h.
- * A token_command runs through /bin/sh with a hard time limit so that a
- * hanging password manager cannot hang a mount or a listing.
+ * A token_command runs through /bin/sh (subproc.c: nothing of the daemon
+ * inherited, its process group killed after 10 s) so that a hanging
+ * password manager cannot hang a mount or a listing.
  */
 #include "secret.h"
+#include "subproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SECRET_MAX 8192
-#define COMMAND_TIMEOUT_MS 10000
+#define COMMAND_TIMEOUT_S 10.0
 
 void secret_free(char *s)
 {
 	if (!s)
 		return;
 	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* Wipes and frees a buffer of n bytes (which may hold NULs). */
+static void secret_wipe(char *s, size_t n)
+{
+	explicit_bzero(s, n);
 	free(s);
 }
 
@@ -69,97 +75,34 @@ static int read_file(const char *path, char **out, char *err, size_t len)
 	return *out ? 0 : -ENOMEM;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
-/* Reads the child's stdout until EOF, the cap, or the time limit. */
-static int collect(int fd, char *buf, size_t cap, long deadline)
-{
-	size_t got = 0;
-
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long left = deadline - now_ms();
-		ssize_t n;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		n = read(fd, buf + got, cap - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == cap - 1)
-			break;
-	}
-	buf[got] = '\0';
-	return 0;
-}
-
 static int run_command(const char *cmd, char **out, char *err, size_t len)
 {
-	char buf[SECRET_MAX];
-	int fds[2], status, rc;
-	pid_t pid;
+	char *const argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd,
+			       NULL };
+	char *buf, why[96];
+	size_t n;
+	int status, rc;
 
-	if (pipe2(fds, O_CLOEXEC)) {
-		rc = -errno;
-		snprintf(err, len, "cannot run token_command: %s",
-			 strerror(-rc));
-		return rc;
-	}
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		snprintf(err, len, "cannot run token_command: %s",
-			 strerror(-rc));
-		return rc;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		dup2(devnull, 0);
-		dup2(fds[1], 1);
-		setpgid(0, 0);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	rc = collect(fds[0], buf, sizeof(buf), now_ms() + COMMAND_TIMEOUT_MS);
-	close(fds[0]);
-	if (rc == -ETIMEDOUT)
-		kill(-pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (rc == -ETIMEDOUT) {
-		snprintf(err, len, "token_command did not finish within %d s",
-			 COMMAND_TIMEOUT_MS / 1000);
-		explicit_bzero(buf, sizeof(buf));
+	rc = spawn_capture(argv, COMMAND_TIMEOUT_S, SECRET_MAX - 1, &buf, &n,
+			   &status, why, sizeof(why));
+	if (rc) {
+		snprintf(err, len, "token_command %s", why);
 		return rc;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		snprintf(err, len, "token_command failed (exit status %d)",
 			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		explicit_bzero(buf, sizeof(buf));
+		secret_wipe(buf, n);
 		return -EINVAL;
 	}
 	first_line(buf);
 	if (!buf[0]) {
 		snprintf(err, len, "token_command printed no token");
+		secret_wipe(buf, n);
 		return -EINVAL;
 	}
 	*out = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
+	secret_wipe(buf, n);
 	return *out ? 0 : -ENOMEM;
 }
 

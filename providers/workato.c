@@ -1,5 +1,6 @@
 /*
- * Workato Developer API `GET /api/connections` (providers.md §5): Bearer
+ * Workato Developer API `GET /api/connections`
+ * (https://docs.workato.com/en/workato-api/connections.html): Bearer
  * API-client token, a data-center host (url=, else WORKATO_HOST as the
  * Workato CLI reads it), no paging at all (one bare JSON array holds every
  * connection) and the `{"message", "errors": {field: [...]}}` envelope.

@@ -2,8 +2,8 @@
 
 Offset paging with `limit`/`offset`, `filters[service]` and
 `filters[externalid]`, the `{"connections": [...], "meta": {"total": "N"}}`
-envelope with numbers as strings, and a 5 req/s token bucket
-(providers.md §2).
+envelope with numbers as strings, and a 5 req/s token bucket (the
+documented per-account limit).
 """
 
 import json

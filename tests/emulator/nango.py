@@ -2,7 +2,7 @@
 
 Strict query validation (unknown keys are a 400), page-number paging with
 a default limit of 10 000, newest-first order, `X-RateLimit-*` headers,
-415 for non-JSON Content-Types, and Nango's auth errors (providers.md §3).
+415 for non-JSON Content-Types, and Nango's auth errors.
 Also `GET /connections/{connectionId}?provider_config_key=` (single GET).
 """
 

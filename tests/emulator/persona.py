@@ -3,7 +3,7 @@
 Cursor paging by object id (`page[after]`, `page[before]`, `page[size]`)
 over a newest-first list, root-relative `links`, `filter[...]`, sparse
 fieldsets, `Key-Inflection`, and the `RateLimit-*` / `Request-Id` /
-`Persona-*` headers (providers.md §4).
+`Persona-*` headers.
 """
 
 import math

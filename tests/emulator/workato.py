@@ -1,6 +1,6 @@
 """Workato Developer API emulation: `GET /api/connections`.
 
-One bare JSON array, no paging (providers.md §5).  Filters `folder_id`,
+One bare JSON array, no paging.  Filters `folder_id`,
 `parent_id`, `project_id`, `external_id`, `updated_after`; runtime child
 connections only with `include_runtime_connections=true`; the `tags` key
 only with `includes[]=tags`.  60 list requests per minute when limited.

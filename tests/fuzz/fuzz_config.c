@@ -16,9 +16,10 @@
  *
  * Nothing outside the process is touched: token_file values are mapped to
  * files this target writes into a private temporary directory (a fuzzed
- * path could name a FIFO or a terminal), and fork() is linked to a stub
- * that fails with EAGAIN (-Wl,--wrap=fork), so a token_command is never
- * run. AWS profiles come from files in the same directory.
+ * path could name a FIFO or a terminal), and fork() and spawn_capture()
+ * (providers/subproc.c, which runs token_command with posix_spawn) are
+ * linked to stubs that fail with EAGAIN (-Wl,--wrap=...), so a
+ * token_command is never run. AWS profiles come from files in the same directory.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,6 +38,9 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 pid_t __wrap_fork(void);
+int __wrap_spawn_capture(char *const argv[], double timeout_s, size_t cap,
+			 char **out, size_t *len, int *status, char *err,
+			 size_t errlen);
 
 #define FUZZ_ASSERT(cond)                                                  \
 	do {                                                               \
@@ -77,6 +81,20 @@ pid_t __wrap_fork(void)
 {
 	errno = EAGAIN;
 	return -1;
+}
+
+int __wrap_spawn_capture(char *const argv[], double timeout_s, size_t cap,
+			 char **out, size_t *len, int *status, char *err,
+			 size_t errlen)
+{
+	(void)argv;
+	(void)timeout_s;
+	(void)cap;
+	(void)status;
+	*out = NULL;
+	*len = 0;
+	snprintf(err, errlen, "could not be started: %s", strerror(EAGAIN));
+	return -EAGAIN;
 }
 
 static void quiet_log(int level, const char *msg)

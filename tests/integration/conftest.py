@@ -112,6 +112,22 @@ def is_mounted(path):
                    for line in f)
 
 
+def process_gone(pid, wait=10):
+    """True once pid has exited (gone, or a zombie nobody reaped yet)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 class Mount:
     """A running connfs daemon and its mount point."""
 

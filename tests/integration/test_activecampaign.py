@@ -1,5 +1,5 @@
 """ActiveCampaign end to end: offset paging costs, exact bytes, names,
-filters, backups, cache lifetime and errors (providers.md §2)."""
+filters, backups, cache lifetime and errors."""
 
 import errno
 import json

@@ -1,6 +1,5 @@
 """Nango end to end: page-number paging without a total, a strict server,
-hostile connection ids, filters, backups, cache lifetime and errors
-(providers.md §3)."""
+hostile connection ids, filters, backups, cache lifetime and errors."""
 
 import errno
 import json

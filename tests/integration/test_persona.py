@@ -1,5 +1,5 @@
 """Persona end to end: cursor paging through links.next, Key-Inflection,
-the status filter, backups, cache lifetime and errors (providers.md §4)."""
+the status filter, backups, cache lifetime and errors."""
 
 import errno
 import json

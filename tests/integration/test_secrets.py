@@ -12,11 +12,12 @@ default_permissions, and no allow_other.
 """
 
 import os
+import signal
 import subprocess
 import threading
 import time
 
-from conftest import SECRETS, is_mounted
+from conftest import SECRETS, Mount, is_mounted, process_gone
 from emulator import CREDENTIALS
 
 PROVIDERS = ("eventbridge", "activecampaign", "nango", "persona", "workato")
@@ -169,3 +170,54 @@ def test_no_secret_anywhere_after_a_fault_heavy_session(mount, fresh_emu,
     assert "default_permissions" in opts.split(","), opts
     assert "allow_other" not in opts, opts
     assert is_mounted(m.dir)
+
+
+def fd_targets(pid):
+    d = "/proc/%d/fd" % pid
+    return {int(fd): os.readlink(os.path.join(d, fd)) for fd in os.listdir(d)}
+
+
+def test_token_command_helper_inherits_nothing_of_the_daemon(fresh_emu,
+                                                             tmp_path):
+    """A password-manager agent left running by token_command holds only
+    its own stdin, stdout and stderr, with no signal blocked; so after the
+    daemon is killed, fusermount3's auto_unmount still removes the mount
+    (the agent holds none of the daemon's descriptors)."""
+    fresh_emu.generate("workato", 3, seed=1)
+    tok = secret_file(tmp_path, "wk", CREDENTIALS["workato"])
+    pids = tmp_path / "agents"
+    agent = tmp_path / "agent.sh"
+    # The agent keeps the command's stdout, as a careless one would.
+    agent.write_text("sleep 300 &\necho $! >> %s\ncat %s\n" % (pids, tok))
+    (tmp_path / "m").mkdir()
+    m = Mount(tmp_path / "m", fresh_emu,
+              {"workato": common(token_command="sh %s" % agent)})
+    try:
+        assert os.listdir(m.path("workato"))        # the token works
+        helper = int(pids.read_text().split()[-1])
+        fds = fd_targets(helper)
+        assert sorted(fds) == [0, 1, 2], fds
+        assert fds[0] == "/dev/null"
+        assert fds[1].startswith("pipe:")
+        daemon = fd_targets(m.proc.pid)
+        assert "/dev/fuse" in daemon.values()
+        assert fds[1] not in daemon.values()
+        assert not [t for t in fds.values()
+                    if t == "/dev/fuse" or t.startswith("socket:")], fds
+        with open("/proc/%d/status" % helper) as f:
+            status = f.read()
+        assert "\nSigBlk:\t0000000000000000\n" in status, status
+        m.proc.kill()
+        m.proc.wait()
+        assert not process_gone(helper, wait=0)     # the agent lives on
+        deadline = time.monotonic() + 10
+        while is_mounted(m.dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not is_mounted(m.dir), "auto_unmount did not happen"
+    finally:
+        for pid in pids.read_text().split() if pids.exists() else ():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        m.unmount()

@@ -1,6 +1,5 @@
 """Workato end to end: one unpaged request for any number of connections,
-exact bytes, duplicate names, filters, backups, cache lifetime and errors
-(providers.md §5)."""
+exact bytes, duplicate names, filters, backups, cache lifetime and errors."""
 
 import errno
 import json
@@ -10,6 +9,7 @@ import time
 
 import pytest
 
+from emulator.base import RawFloat, dumps
 from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
                       rsync_twice)
 
@@ -137,6 +137,30 @@ def test_files_are_the_api_objects_with_exact_sizes(mount, fresh_emu):
     assert os.stat(m.path(P, fname(conns[4]))).st_mtime_ns == \
         epoch_ns(conns[4]["created_at"])
     assert fresh_emu.count(P) == 1
+
+
+def test_numbers_keep_the_digits_the_api_wrote(mount, fresh_emu):
+    """Ids and values a double cannot carry come out digit for digit (a
+    double rounds 2^64 + 1 to 2^64, 2^53 + 1 to 2^53, prints -0 as 0 and
+    1e400 as null): two ids that differ past 2^53 stay two files."""
+    big = 2 ** 64 + 1
+    odd = [2 ** 53 + 1, 12345678901234567890, RawFloat("-0"),
+           RawFloat("1.10"), RawFloat("1e400"), RawFloat("0.1e-5")]
+    conns = [conn(big, "Big", counts=odd, total=RawFloat("2.50E+3")),
+             conn(big - 1, "Big")]
+    fresh_emu.set_connections(P, conns)
+    m = mount(wk())
+    assert sorted(os.listdir(m.path(P))) == sorted(fname(c) for c in conns)
+    with open(m.path(P, fname(conns[0]))) as f:
+        text = f.read()
+    assert '\t"id":\t18446744073709551617,\n' in text
+    assert ('\t"counts":\t[9007199254740993, 12345678901234567890, -0, '
+            '1.10, 1e400, 0.1e-5],\n' in text), text
+    assert '\t"total":\t2.50E+3\n' in text
+    assert '\t"folder_id":\t90211,\n' in text
+    assert json.loads(text) == json.loads(dumps(conns[0]))
+    with open(m.path(P, fname(conns[1]))) as f:
+        assert '\t"id":\t18446744073709551616,\n' in f.read()
 
 
 def test_hard_names_and_duplicates(mount, fresh_emu):

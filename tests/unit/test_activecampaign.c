@@ -321,7 +321,7 @@ static void test_parse_example_page(void)
 	char err[256], *want, *got;
 	struct page pg;
 
-	/* providers.md §2.8: limit=2&offset=2 of 5. */
+	/* The fixture page: limit=2&offset=2 of 5. */
 	CHECK_INT(parse(st, "activecampaign_page.json", 1, 2, &pg, err), 0);
 	CHECK_INT(pg.n, 2);
 	CHECK_INT(pg.total, 5);

@@ -652,9 +652,17 @@ static void test_parse_example(void *st)
 		CHECK_INT(pg.v[1].mtime.tv_nsec, 0);
 		check_obj(&pg, "eventbridge_page.json", 0);
 		check_obj(&pg, "eventbridge_page.json", 1);
-		/* Exponent-form numbers survive as numbers. */
-		CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
-			pg.v[1].obj, "CreationTime")));
+		/* Exponent-form numbers survive as numbers, digits kept. */
+		{
+			const cJSON *ct = cJSON_GetObjectItemCaseSensitive(
+				pg.v[1].obj, "CreationTime");
+			double d = 0;
+
+			CHECK(json_number(ct, &d));
+			CHECK(d == 1.6901184E9);
+			CHECK(cJSON_IsRaw(ct) &&
+			      strcmp(ct->valuestring, "1.6901184E9") == 0);
+		}
 	}
 	page_release(&pg);
 }

@@ -357,7 +357,7 @@ static void test_parse_example_page(void)
 	char err[256];
 	struct page pg;
 
-	/* providers.md §3.8: full page of 2. */
+	/* The fixture page: a full page of 2. */
 	CHECK_INT(parse(st, "nango_page.json", 0, 2, &pg, err), 0);
 	CHECK_INT(pg.n, 2);
 	CHECK_INT(pg.total, -1);

@@ -1,7 +1,7 @@
 /*
  * Unit tests for providers/persona.c: configuration, the request it builds
  * (URL with encoded brackets, headers), parsing of real-shape pages
- * (providers.md §4.8, Key-Inflection variants, the pre-2026 schema),
+ * (the documented example, Key-Inflection variants, the pre-2026 schema),
  * cursor extraction from root-relative links, envelope failures and error
  * classification. No network: responses are fixtures or literals.
  */

@@ -1,7 +1,7 @@
 /*
  * Unit tests for providers/workato.c: data-center host selection (url=,
  * WORKATO_HOST), options, the request it builds, parsing the bare array
- * (providers.md §5.8, the older documented shape, 5,000 connections),
+ * (the documented example, the older documented shape, 5,000 connections),
  * envelope failures and error classification. No network.
  */
 #include <errno.h>
@@ -276,6 +276,27 @@ static void test_parse_page(void *st)
 	page_release(&pg);
 }
 
+/* Ids past 2^53 that a double cannot tell apart stay exact and apart. */
+static void test_parse_big_ids(void *st)
+{
+	struct page pg;
+	char err[256], *text;
+
+	CHECK_INT(parse(st, NULL, "[{\"id\":9007199254740993,\"name\":\"a\"},"
+			"{\"id\":9007199254740992,\"name\":\"a\"}]", &pg, err,
+			sizeof(err)), 0);
+	CHECK_INT(pg.n, 2);
+	if (pg.n == 2) {
+		CHECK_STR(pg.v[0].id, "9007199254740993");
+		CHECK_STR(pg.v[0].name[1], "9007199254740993");
+		CHECK_STR(pg.v[1].id, "9007199254740992");
+		text = cJSON_PrintUnformatted(pg.v[0].obj);
+		CHECK_STR(text, "{\"id\":9007199254740993,\"name\":\"a\"}");
+		free(text);
+	}
+	page_release(&pg);
+}
+
 static void test_parse_old_shape(void *st)
 {
 	const char *path = "fixtures/workato_old_shape.json";
@@ -453,6 +474,7 @@ int main(void)
 	st = configure(NULL);
 	if (st) {
 		test_parse_page(st);
+		test_parse_big_ids(st);
 		test_parse_old_shape(st);
 		test_parse_large(st);
 		test_parse_failures(st);
