@@ -408,8 +408,11 @@ struct snapshot *snap_builder_finish(struct snap_builder *b,
 		snapshot_get(old);
 		return old;
 	}
-	/* Hand the walk's transient memory (pages, parse trees) back. */
+	/* Hand the walk's transient memory (pages, parse trees) back. The
+	 * ThreadSanitizer allocator is not glibc's: it has nothing to trim. */
+#ifndef __SANITIZE_THREAD__
 	malloc_trim(0);
+#endif
 	live_add(s);
 	return s;
 }
