@@ -109,6 +109,7 @@ int store_journal_prune(struct store *st, double older_than,
 /*
  * A test seam: caps the database at pages pages (PRAGMA max_page_count) on
  * every connection the handle opens from now on, to simulate a full disk.
+ * Not synchronised: call it while no other thread uses the handle.
  */
 void store_limit_pages(struct store *st, unsigned pages);
 
