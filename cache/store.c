@@ -237,7 +237,7 @@ static int dir_ready(const char *dir, char *err, size_t errlen)
 }
 
 /* Creates the file 0600 when missing (SQLite would make it 0644). */
-static int file_ready(const char *path, char *err, size_t errlen)
+static int file_ready(const char *path, ino_t *ino, char *err, size_t errlen)
 {
 	struct stat sb;
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -257,6 +257,7 @@ static int file_ready(const char *path, char *err, size_t errlen)
 			 path);
 		return -EPERM;
 	}
+	*ino = sb.st_ino;
 	return check_private(path, &sb, "store file", "600", err, errlen);
 }
 
@@ -479,26 +480,43 @@ static int store_new(const char *dir, struct store **out)
 	return 0;
 }
 
+/*
+ * Moves the checked file aside when it is still the one at the path: a
+ * second opener that found it corrupt too must not move the fresh one.
+ */
+static int recover(struct store *st, ino_t checked, char *err,
+		   size_t errlen)
+{
+	char to[4096];
+	struct stat sb;
+	int rc;
+
+	if (lstat(st->path, &sb) || sb.st_ino != checked)
+		return 0;
+	rc = move_aside(st->path, to, sizeof(to));
+	if (rc)
+		snprintf(err, errlen, "store %s is corrupt and cannot be moved "
+			 "aside: %s", st->path, strerror(-rc));
+	else
+		snprintf(err, errlen, "store %s was corrupt: moved aside to "
+			 "%s, starting a fresh one", st->path, to);
+	return rc;
+}
+
 /* Opens the connections; a corrupt file is moved aside once. */
 static int open_or_recover(struct store *st, char *err, size_t errlen)
 {
-	char to[4096];
-	int rc = conns_open(st);
+	ino_t ino;
+	int rc = file_ready(st->path, &ino, err, errlen);
 
+	if (!rc)
+		rc = conns_open(st);
 	if (rc == -EUCLEAN) {
-		rc = move_aside(st->path, to, sizeof(to));
-		if (rc) {
-			snprintf(err, errlen, "store %s is corrupt and cannot "
-				 "be moved aside: %s", st->path, strerror(-rc));
-			return rc;
-		}
-		rc = file_ready(st->path, err, errlen);
+		rc = recover(st, ino, err, errlen);
 		if (!rc)
-			rc = conns_open(st);
-		if (!rc)
-			snprintf(err, errlen, "store %s was corrupt: moved "
-				 "aside to %s, starting a fresh one",
-				 st->path, to);
+			rc = file_ready(st->path, &ino, err, errlen);
+		if (!rc && (rc = conns_open(st)))
+			store_last_error(st, err, errlen);
 	}
 	if (rc && !err[0])
 		store_last_error(st, err, errlen);
@@ -517,9 +535,7 @@ int store_open(const char *dir, struct store **out, char *err, size_t errlen)
 		rc = store_new(dir, &st);
 	if (rc)
 		return rc;
-	rc = file_ready(st->path, err, errlen);
-	if (!rc)
-		rc = open_or_recover(st, err, errlen);
+	rc = open_or_recover(st, err, errlen);
 	if (rc) {
 		store_close(st);
 		return rc;
