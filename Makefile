@@ -8,10 +8,10 @@ VERSION    := 0.1.0
 PYTHON     := /usr/bin/python3
 PREFIX     ?= /usr/local
 DESTDIR    ?=
-PKGS       := fuse3 libcurl libcjson sqlite3
+PKGS       := fuse3 libcurl libcjson sqlite3 libcrypto
 DEB_PKGS   := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
               libcjson-dev python3 python3-pytest rsync attr jq clang \
-              libsqlite3-dev sqlite3
+              libsqlite3-dev sqlite3 libssl-dev
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g

@@ -92,12 +92,15 @@ static const struct cache_ops dir_cache_ops = {
 
 int dir_listing(struct dir *d, bool refresh, struct snapshot **s)
 {
+	int rc;
+
 	if (d->remote->ttl > 0)
 		return cache_get(d->cache, (void **)s);
 	if (!refresh && (*s = cache_peek(d->cache)))
 		return 0;
-	cache_expire(d->cache);
-	return cache_get(d->cache, (void **)s);
+	rc = cache_refresh(d->cache, d->remote->deadline);
+	*s = cache_peek(d->cache);
+	return *s ? 0 : rc;
 }
 
 int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
@@ -108,14 +111,20 @@ int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	for (size_t i = 0; i < n; i++) {
 		struct dir *d = &fs->dirs[i];
-		double retry = remotes[i]->ttl < RETRY_AFTER_FAILURE ?
-			       remotes[i]->ttl : RETRY_AFTER_FAILURE;
+		struct remote *r = remotes[i];
+		struct cache_params p = {
+			.ttl = r->ttl,
+			.retry = r->ttl < RETRY_AFTER_FAILURE ?
+				 r->ttl : RETRY_AFTER_FAILURE,
+			.max_stale = r->max_stale,
+			.refresh_ahead = r->refresh_ahead,
+			.wait = r->deadline,
+		};
 
-		d->remote = remotes[i];
+		d->remote = r;
 		/* Bit 62: never a file inode (bit 63) or a control one. */
-		d->ino = (name_hash("dir", remotes[i]->name) >> 2) | (1ULL << 62);
-		d->cache = cache_new(&dir_cache_ops, d, remotes[i]->ttl, retry,
-				     mono_now);
+		d->ino = (name_hash("dir", r->name) >> 2) | (1ULL << 62);
+		d->cache = cache_new(&dir_cache_ops, d, &p, mono_now);
 		fs->ndirs++;
 		if (!d->cache)
 			return -ENOMEM;

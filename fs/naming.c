@@ -53,6 +53,25 @@ static int encode_part(struct buf *b, const char *part)
 	return 0;
 }
 
+bool name_is_safe(const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t len = strlen(name), sl = strlen(NAME_SUFFIX);
+
+	if (len <= sl || len > NAME_MAX_BYTES || s[0] == '.' || s[0] == '-' ||
+	    strcmp(name + len - sl, NAME_SUFFIX))
+		return false;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_char(s + i, len - i);
+
+		if (n == 0 || (n == 1 && (s[i] < 0x20 || s[i] == 0x7f ||
+					  s[i] == '/')))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 /* Cuts s to at most max bytes without splitting a %XX or UTF-8 sequence. */
 static size_t cut(const char *s, size_t len, size_t max)
 {

@@ -144,6 +144,20 @@ static int render_scratch(struct snap_builder *b, const cJSON *obj,
 	}
 }
 
+static int builder_grow(struct snap_builder *b)
+{
+	size_t cap = b->cap ? b->cap * 2 : 256;
+	struct snap_entry **v;
+
+	if (b->n < b->cap)
+		return 0;
+	if (!(v = realloc(b->v, cap * sizeof(*v))))
+		return -ENOMEM;
+	b->v = v;
+	b->cap = cap;
+	return 0;
+}
+
 /* Renders and names one parsed entry; collisions are resolved later. */
 static int take_entry(struct snap_builder *b, struct entry *in)
 {
@@ -152,15 +166,8 @@ static int take_entry(struct snap_builder *b, struct entry *in)
 	size_t size;
 	int rc;
 
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-		struct snap_entry **v = realloc(b->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		b->v = v;
-		b->cap = cap;
-	}
+	if (builder_grow(b))
+		return -ENOMEM;
 	name = name_encode(in->name[0], in->name[1], in->id);
 	rc = name ? render_scratch(b, in->obj, &size) : -ENOMEM;
 	if (!rc && !(e = entry_new(b->scratch, size, name, in->id)))
@@ -172,6 +179,23 @@ static int take_entry(struct snap_builder *b, struct entry *in)
 	e->mtime = in->mtime;
 	cJSON_Delete(in->obj);
 	in->obj = NULL;
+	b->v[b->n++] = e;
+	return 0;
+}
+
+int snap_builder_add_saved(struct snap_builder *b, const char *name,
+			   const char *id, const void *data, size_t size,
+			   const struct timespec *mtime, uint64_t ino)
+{
+	struct snap_entry *e;
+
+	if (!name_is_safe(name) || !(ino & SNAP_INO_BIT))
+		return -EINVAL;
+	if (builder_grow(b) || !(e = entry_new(data, size, name, id)))
+		return -ENOMEM;
+	e->owner = b->owner;
+	e->mtime = *mtime;
+	e->ino = ino;
 	b->v[b->n++] = e;
 	return 0;
 }
@@ -219,12 +243,20 @@ static int by_name(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
+/* qsort's array may not be NULL, even when empty. */
+static void sort_entries(struct snap_builder *b,
+			 int (*cmp)(const void *, const void *))
+{
+	if (b->n > 1)
+		qsort(b->v, b->n, sizeof(*b->v), cmp);
+}
+
 /* Offset paging can return a row twice: keep one per id. */
 static void dedupe(struct snap_builder *b)
 {
 	size_t w = 0;
 
-	qsort(b->v, b->n, sizeof(*b->v), by_id);
+	sort_entries(b, by_id);
 	for (size_t i = 0; i < b->n; i++) {
 		if (w && strcmp(b->v[w - 1]->id, b->v[i]->id) == 0) {
 			entry_put_n(b->v[i], 1);
@@ -245,7 +277,7 @@ static void dedupe(struct snap_builder *b)
 static int disambiguate_once(struct snap_builder *b, bool *changed)
 {
 	*changed = false;
-	qsort(b->v, b->n, sizeof(*b->v), by_name);
+	sort_entries(b, by_name);
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
 
@@ -274,7 +306,7 @@ static int disambiguate(struct snap_builder *b)
 	for (int round = 0; changed && !rc && round < 4; round++)
 		rc = disambiguate_once(b, &changed);
 	if (!rc)
-		qsort(b->v, b->n, sizeof(*b->v), by_name);
+		sort_entries(b, by_name);
 	return rc;
 }
 
@@ -305,7 +337,9 @@ static int index_all(struct snapshot *s, const char *instance)
 		while (s->by_name[h])
 			h = (h + 1) & mask;
 		s->by_name[h] = (uint32_t)i + 1;
-		e->ino = name_hash(instance, e->id) | (1ULL << 63);
+		/* A saved entry keeps the inode it was served with. */
+		if (!e->ino)
+			e->ino = name_hash(instance, e->id) | SNAP_INO_BIT;
 		while (snapshot_find_ino(s, e->ino))
 			e->ino++;
 		for (h = e->ino & mask; s->by_ino[h]; h = (h + 1) & mask)

@@ -40,6 +40,7 @@ struct snap_entry {
 	size_t size;
 	struct timespec mtime;
 	uint64_t ino;		/* stable st_ino: hash of instance and id */
+#define SNAP_INO_BIT (1ULL << 63)	/* set in every file's inode */
 	char data[];		/* JSON + "\n", NUL, name, NUL, id, NUL */
 };
 
@@ -67,6 +68,14 @@ struct snap_builder {
 
 /* The walk sink (walk_sink_fn): renders and keeps the page's entries. */
 int snap_builder_add(void *builder, struct page *pg);
+/*
+ * Adds one entry exactly as it was saved (name, bytes, mtime, inode).
+ * -EINVAL when it cannot be a file of a listing: an unsafe name, or an
+ * inode outside the file range.
+ */
+int snap_builder_add_saved(struct snap_builder *b, const char *name,
+			   const char *id, const void *data, size_t size,
+			   const struct timespec *mtime, uint64_t ino);
 /*
  * Dedupes by id, names, sorts and indexes. Entries equal to old's
  * (same name, id, inode, mtime and bytes) are old's versions, shared;

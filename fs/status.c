@@ -314,13 +314,17 @@ char *status_refresh(struct dir *d, size_t *len)
 	char *out;
 	int rc;
 
-	cache_expire(d->cache);
-	rc = cache_get(d->cache, (void **)&s);
+	rc = cache_refresh(d->cache, d->remote->deadline);
+	s = cache_peek(d->cache);
 	cache_status(d->cache, &cs);
-	if (!rc && !cs.stale)
+	if (!rc && s)
 		out = fmt("%s: refreshed, %zu connections\n", d->remote->name,
 			  s->n);
-	else if (!rc)
+	else if (rc == -ETIMEDOUT)
+		out = fmt("%s: still walking after %gs; the new listing is "
+			  "served as soon as it is done\n", d->remote->name,
+			  d->remote->deadline);
+	else if (s)
 		out = fmt("%s: refresh failed, still serving the previous "
 			  "listing: %s\n", d->remote->name, cs.last_msg);
 	else

@@ -132,6 +132,13 @@ struct provider {
 	void (*rate_info)(const struct http_resp *resp, struct rate_info *ri);
 	/* Human-readable source URL of the listing, for status. Optional. */
 	const char *(*source_url)(void *state);
+	/*
+	 * Optional: what identifies the account beyond the section's keys
+	 * and the first request (e.g. which credentials), written into buf;
+	 * never a secret in clear. Without it, the first request's headers
+	 * stand for the credentials. 0 or -errno.
+	 */
+	int (*identity)(void *state, char *buf, size_t len);
 };
 
 /* registry.c */

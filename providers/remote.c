@@ -16,6 +16,9 @@
 #define DEFAULT_MAX_BODY_MB 64
 #define DEFAULT_MAX_PAGES 20000
 #define DEFAULT_MAX_ENTRIES 2000000UL
+#define DEFAULT_WALK_LIMIT 3600.0	/* a walk, in seconds */
+#define DEFAULT_MAX_STALE 86400.0	/* serve expired listings a day */
+#define DEFAULT_REFRESH_AHEAD 0.8
 
 /* "N", "N/s" or "N/min": requests per second and a burst. */
 static int parse_rate(struct conf_section *sec, const char *v, double *rate,
@@ -47,15 +50,25 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 	unsigned long page = r->prov->max_page, conc = DEFAULT_CONCURRENCY;
 	unsigned long body = DEFAULT_MAX_BODY_MB, pages = DEFAULT_MAX_PAGES;
 	unsigned long entries = DEFAULT_MAX_ENTRIES;
-	double timeout = d->timeout, deadline = d->deadline;
+	double timeout = d->timeout, walk_limit = DEFAULT_WALK_LIMIT;
 	double rate = r->prov->rate, burst = r->prov->burst;
 	const char *rs = conf_get(sec, "rate");
 	int rc;
 
 	r->ttl = d->ttl;
+	r->deadline = d->deadline;
+	r->max_stale = DEFAULT_MAX_STALE;
+	r->refresh_ahead = DEFAULT_REFRESH_AHEAD;
 	if ((rc = conf_double(sec, "ttl", 0, 31536000, &r->ttl, err)) ||
 	    (rc = conf_double(sec, "timeout", 0.1, 3600, &timeout, err)) ||
-	    (rc = conf_double(sec, "deadline", 0.1, 3600, &deadline, err)) ||
+	    (rc = conf_double(sec, "deadline", 0.1, 3600, &r->deadline,
+			      err)) ||
+	    (rc = conf_double(sec, "walk_limit", 0.1, 604800, &walk_limit,
+			      err)) ||
+	    (rc = conf_double(sec, "max_stale", 0, 31536000, &r->max_stale,
+			      err)) ||
+	    (rc = conf_double(sec, "refresh_ahead", 0, 0.99,
+			      &r->refresh_ahead, err)) ||
 	    (rc = conf_uint(sec, "concurrency", 1, 32, &conc, err)) ||
 	    (rc = conf_uint(sec, "max_body_mb", 1, 4096, &body, err)) ||
 	    (rc = conf_uint(sec, "max_pages", 1, 10000000, &pages, err)) ||
@@ -69,7 +82,11 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 		return rc;
 	r->page_size = (unsigned)page;
 	r->timeout_ms = (long)(timeout * 1000);
-	r->deadline_ms = (long)(deadline * 1000);
+	/* A walk may outlive the operation that started it (which waits
+	 * `deadline`): it is bounded by walk_limit, never shorter. */
+	if (walk_limit < r->deadline)
+		walk_limit = r->deadline;
+	r->deadline_ms = (long)(walk_limit * 1000);
 	r->concurrency = (unsigned)conc;
 	r->max_body = body << 20;
 	r->max_pages = (unsigned)pages;
@@ -125,6 +142,9 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 	free(base);
 	if (!rc)
 		rc = leftover_keys(sec, err);
+	if (!rc && (rc = remote_identity(r, sec)))
+		conf_error(sec, NULL, err, "cannot build the first request: %s",
+			   strerror(-rc));
 	if (!rc && !(r->http = http_client_new()))
 		rc = -ENOMEM;
 	if (rc) {

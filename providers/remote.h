@@ -49,9 +49,12 @@ struct remote {
 	struct http_client *http;
 	struct ratelimit rl;
 	double ttl;
+	double deadline;	/* seconds an operation waits for a walk */
+	double max_stale;	/* seconds an expired listing is served */
+	double refresh_ahead;	/* fraction of ttl; 0 = off */
 	unsigned page_size;
 	long timeout_ms;
-	long deadline_ms;
+	long deadline_ms;	/* a walk's own limit (walk_limit) */
 	unsigned concurrency;
 	size_t max_body;
 	unsigned max_pages;
@@ -63,6 +66,7 @@ struct remote {
 	struct walk_stats last;	/* the last finished walk */
 	struct rate_info rate;
 	double rate_seen;	/* when rate was reported (wall clock) */
+	char identity[65];	/* account identity, hex SHA-256 (identity.c) */
 };
 
 /*
@@ -72,6 +76,12 @@ struct remote {
 int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 	       struct remote **out, char *err);
 void remote_free(struct remote *r);
+
+/*
+ * Fills r->identity from the configured remote and its section (at the
+ * end of remote_new). 0 or -errno.
+ */
+int remote_identity(struct remote *r, const struct conf_section *sec);
 
 /*
  * Receives pages in no particular order, one call at a time. pg == NULL

@@ -2,7 +2,7 @@
  * Unit tests for the single-flight TTL cache (cache/cache.c) with a fake
  * clock and a counting loader: loads on first use and after the TTL only,
  * stale values served (and the error recorded) when a refresh fails, the
- * retry interval, errors when there is nothing to serve, cache_expire(),
+ * retry interval, errors when there is nothing to serve, cache_refresh(),
  * exactly one load for 16 concurrent cold callers, cache_peek() never
  * loading, and every value freed exactly once. No FUSE, no network.
  */
@@ -57,6 +57,7 @@ struct loader {
 	const char *msg;	/* error text, or NULL */
 	long sleep_ms;
 	int gen;
+	atomic_bool gated;	/* loads wait until the test opens the gate */
 };
 
 static void sleep_ms(long ms)
@@ -75,6 +76,8 @@ static int load(void *arg, void **value, char *err, size_t errlen)
 	atomic_fetch_add(&l->calls, 1);
 	if (l->sleep_ms)
 		sleep_ms(l->sleep_ms);
+	while (atomic_load(&l->gated))
+		sleep_ms(1);
 	if (l->fail) {
 		if (l->msg)
 			snprintf(err, errlen, "%s", l->msg);
@@ -94,6 +97,11 @@ static const struct cache_ops ops = {
 	.load = load,
 	.get = val_get,
 	.put = val_put,
+};
+
+/* No stale serving, no refresh ahead: every expired get waits. */
+static const struct cache_params waiting = {
+	.ttl = TTL, .retry = RETRY, .max_stale = 0, .wait = 30,
 };
 
 static double fake_now;
@@ -122,7 +130,7 @@ static void test_ttl(void)
 	int rc;
 
 	fake_now = 1000;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	CHECK(c != NULL);
 	if (!c)
 		return;
@@ -177,7 +185,7 @@ static void test_stale(void)
 	int rc;
 
 	fake_now = 5000;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	good = get(c, &rc);
@@ -246,7 +254,7 @@ static void test_no_value_errors(void)
 	int rc;
 
 	fake_now = 100;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	v = get(c, &rc);
@@ -290,11 +298,11 @@ static void test_expire(void)
 	int rc;
 
 	fake_now = 0;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	a = get(c, &rc);
-	cache_expire(c);
+	CHECK_INT(cache_refresh(c, 30), 0);
 	b = get(c, &rc);
 	CHECK_INT(rc, 0);
 	CHECK_INT(atomic_load(&l.calls), 2);
@@ -305,14 +313,15 @@ static void test_expire(void)
 	b = get(c, &rc);
 	CHECK_INT(atomic_load(&l.calls), 2);
 	val_put(b);
-	/* Expiring twice still costs one load. */
-	cache_expire(c);
-	cache_expire(c);
+	/* A refresh not waited for runs behind; a get meanwhile costs
+	 * nothing more. */
+	CHECK_INT(cache_refresh(c, 0), -EINPROGRESS);
 	b = get(c, &rc);
 	val_put(b);
+	CHECK_INT(cache_refresh(c, 30), 0);
+	CHECK(atomic_load(&l.calls) == 3 || atomic_load(&l.calls) == 4);
 	b = get(c, &rc);
 	val_put(b);
-	CHECK_INT(atomic_load(&l.calls), 3);
 	cache_free(c);
 	CHECK_INT(atomic_load(&vals_alive), 0);
 }
@@ -345,7 +354,7 @@ static void test_published(void)
 	int rc;
 
 	fake_now = 0;
-	c = cache_new(&pub_ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&pub_ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	a = get(c, &rc);
@@ -356,7 +365,7 @@ static void test_published(void)
 	a = get(c, &rc);	/* fresh: no load, no publication */
 	val_put(a);
 	CHECK_INT(pub_calls, 1);
-	cache_expire(c);
+	CHECK_INT(cache_refresh(c, 30), 0);
 	a = get(c, &rc);
 	CHECK_INT(pub_calls, 2);
 	CHECK_INT(pub_old_gen, 1);
@@ -364,12 +373,170 @@ static void test_published(void)
 	CHECK(a && a->gen == 2);
 	val_put(a);
 	l.fail = -EIO;
-	cache_expire(c);
+	CHECK_INT(cache_refresh(c, 30), -EIO);
 	a = get(c, &rc);	/* stale: served, not published */
 	CHECK_INT(pub_calls, 2);
 	CHECK(a && a->gen == 2);
 	val_put(a);
 	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
+static double real_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Polls up to 10 s for the loader to have been called n times. */
+static bool calls_reach(struct loader *l, int n)
+{
+	for (int i = 0; i < 10000 && atomic_load(&l->calls) < n; i++)
+		sleep_ms(1);
+	return atomic_load(&l->calls) >= n;
+}
+
+/* An expired value is served at once while one refresh runs behind it. */
+static void test_serve_while_refreshing(void)
+{
+	static const struct cache_params p = {
+		.ttl = TTL, .retry = RETRY, .max_stale = 100, .wait = 30,
+	};
+	struct loader l = { .gen = 0 };
+	struct cache_status st;
+	struct cache *c = cache_new(&ops, &l, &p, fake_clock);
+	struct val *a;
+	int rc;
+
+	fake_now = 0;
+	a = get(c, &rc);
+	CHECK(a && a->gen == 1);
+	val_put(a);
+	atomic_store(&l.gated, true);
+	fake_now = TTL + 1;
+	for (int i = 0; i < 5; i++) {
+		a = get(c, &rc);
+		CHECK(rc == 0 && a && a->gen == 1);
+		val_put(a);
+	}
+	CHECK(calls_reach(&l, 2));
+	cache_status(c, &st);
+	CHECK(st.loading);
+	CHECK_INT(atomic_load(&l.calls), 2);
+	atomic_store(&l.gated, false);
+	CHECK_INT(cache_refresh(c, 30), 0);	/* a third, after the second */
+	a = get(c, &rc);
+	CHECK(a && a->gen == 3);
+	val_put(a);
+	/* Too old to serve without waiting: the reader waits. */
+	fake_now += 200;
+	a = get(c, &rc);
+	CHECK(a && a->gen == 4);
+	val_put(a);
+	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
+/* A caller waits `wait` at most; the load goes on and is never doubled. */
+static void test_wait_times_out_and_load_goes_on(void)
+{
+	static const struct cache_params p = {
+		.ttl = TTL, .retry = RETRY, .max_stale = 100, .wait = 0.05,
+	};
+	struct loader l = { .gen = 0 };
+	struct cache *c = cache_new(&ops, &l, &p, fake_clock);
+	struct val *a;
+	int rc;
+
+	fake_now = 0;
+	atomic_store(&l.gated, true);
+	a = get(c, &rc);
+	CHECK(a == NULL && rc == -ETIMEDOUT);
+	a = get(c, &rc);
+	CHECK(a == NULL && rc == -ETIMEDOUT);
+	CHECK_INT(atomic_load(&l.calls), 1);
+	atomic_store(&l.gated, false);
+	for (int i = 0; i < 1000 && !(a = cache_peek(c)); i++)
+		sleep_ms(5);
+	CHECK(a && a->gen == 1);
+	val_put(a);
+	a = get(c, &rc);
+	CHECK(rc == 0 && a && a->gen == 1);
+	val_put(a);
+	CHECK_INT(atomic_load(&l.calls), 1);
+	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
+/* A seeded value is served at once, marked stored, and refreshed. */
+static void test_seed(void)
+{
+	static const struct cache_params p = {
+		.ttl = TTL, .retry = RETRY, .max_stale = 100, .wait = 30,
+	};
+	struct loader l = { .gen = 100 };
+	struct cache *c = cache_new(&ops, &l, &p, fake_clock);
+	struct val *v = calloc(1, sizeof(*v)), *a;
+	struct cache_status st;
+	int rc;
+
+	fake_now = 50;
+	if (!c || !v)
+		return;
+	atomic_init(&v->refs, 1);
+	v->gen = 7;
+	atomic_fetch_add(&vals_alive, 1);
+	atomic_store(&l.gated, true);
+	cache_seed(c, v, 20);
+	a = get(c, &rc);
+	CHECK(rc == 0 && a == v);
+	val_put(a);
+	cache_status(c, &st);
+	CHECK(st.stored && st.has_value && st.loaded_at == 30);
+	atomic_store(&l.gated, false);
+	CHECK(calls_reach(&l, 1));
+	for (int i = 0; i < 1000; i++) {
+		cache_status(c, &st);
+		if (!st.stored)
+			break;
+		sleep_ms(5);
+	}
+	CHECK(!st.stored);
+	a = get(c, &rc);
+	CHECK(a && a->gen == 101);
+	val_put(a);
+	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
+/* Refresh ahead: a value in use is reloaded before it expires; an idle
+ * one is not. Real time, with a short TTL. */
+static void test_refresh_ahead(void)
+{
+	static const struct cache_params p = {
+		.ttl = 0.3, .retry = RETRY, .max_stale = 100,
+		.refresh_ahead = 0.5, .wait = 30,
+	};
+	struct loader used = { .gen = 0 }, idle = { .gen = 0 };
+	struct cache *c = cache_new(&ops, &used, &p, real_clock);
+	struct cache *d = cache_new(&ops, &idle, &p, real_clock);
+	struct val *a;
+	int rc;
+
+	a = get(c, &rc);
+	val_put(a);
+	a = get(c, &rc);	/* in use */
+	val_put(a);
+	a = get(d, &rc);
+	val_put(a);
+	CHECK(calls_reach(&used, 2));
+	sleep_ms(600);
+	/* The idle one loaded once: its first get counts as its use. */
+	CHECK(atomic_load(&idle.calls) <= 2);
+	cache_free(c);
+	cache_free(d);
 	CHECK_INT(atomic_load(&vals_alive), 0);
 }
 
@@ -381,7 +548,7 @@ static void test_peek(void)
 	int rc;
 
 	fake_now = 0;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	CHECK(cache_peek(c) == NULL);
@@ -447,7 +614,7 @@ static void test_single_flight(void)
 	int n;
 
 	fake_now = 0;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	n = stampede(c, r);
@@ -477,7 +644,7 @@ static void test_single_flight(void)
 
 	/* A failing cold load: one load, every caller gets its error. */
 	l = (struct loader){ .sleep_ms = 200, .fail = -ETIMEDOUT };
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	n = stampede(c, r);
@@ -497,7 +664,7 @@ static void test_refcount_balance(void)
 	int rc, freed0 = atomic_load(&vals_freed);
 
 	fake_now = 0;
-	c = cache_new(&ops, &l, TTL, RETRY, fake_clock);
+	c = cache_new(&ops, &l, &waiting, fake_clock);
 	if (!c)
 		return;
 	for (int i = 0; i < 4; i++) {
@@ -525,6 +692,10 @@ int main(void)
 	test_no_value_errors();
 	test_expire();
 	test_published();
+	test_serve_while_refreshing();
+	test_wait_times_out_and_load_goes_on();
+	test_seed();
+	test_refresh_ahead();
 	test_peek();
 	test_single_flight();
 	test_refcount_balance();

@@ -1,0 +1,93 @@
+/*
+ * The account identity of a remote: a SHA-256 over everything that
+ * decides which connections a walk lists — the provider type, the
+ * section's keys (filters, URL, profile; tuning keys like ttl or rate
+ * aside), the first page's request (base URL, query, body, and the
+ * credential headers of token providers) and whatever the provider adds
+ * through its identity hook. A saved listing is keyed by it, so a listing
+ * can never be served for another account or filter. It is one-way: no
+ * token can be recovered from it.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "remote.h"
+
+/* Keys that change how a walk runs, not what it lists. */
+static const char *const tuning[] = {
+	"ttl", "timeout", "deadline", "walk_limit", "max_stale",
+	"refresh_ahead", "rate", "concurrency", "page_size", "max_body_mb",
+	"max_pages", "max_entries", "ca_file", "proxy", NULL,
+};
+
+static bool is_tuning(const char *key)
+{
+	for (size_t i = 0; tuning[i]; i++)
+		if (!strcmp(key, tuning[i]))
+			return true;
+	return false;
+}
+
+/* Adds s and a separator that no key or value contains. */
+static void add(EVP_MD_CTX *ctx, const char *s, size_t len)
+{
+	EVP_DigestUpdate(ctx, s, len);
+	EVP_DigestUpdate(ctx, "\0", 1);
+}
+
+static void add_str(EVP_MD_CTX *ctx, const char *s)
+{
+	add(ctx, s ? s : "", s ? strlen(s) : 0);
+}
+
+static int add_request(EVP_MD_CTX *ctx, struct remote *r)
+{
+	struct page_req pr = { .size = r->page_size };
+	struct http_req req = { 0 };
+	int rc = r->prov->build_list(r->state, &pr, &req);
+
+	if (!rc) {
+		add_str(ctx, req.method);
+		add_str(ctx, req.url);
+		add(ctx, req.body ? req.body : "", req.body ? req.body_len : 0);
+		add_str(ctx, req.aws_sigv4);
+		/* A provider with its own hook names its credentials there. */
+		for (size_t i = 0; !r->prov->identity && i < req.nheaders; i++)
+			add_str(ctx, req.headers[i]);
+	}
+	http_req_release(&req);
+	return rc;
+}
+
+int remote_identity(struct remote *r, const struct conf_section *sec)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char extra[512] = "";
+	unsigned len = 0;
+	int rc;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	add_str(ctx, "connfs listing 1");
+	add_str(ctx, r->prov->name);
+	for (size_t i = 0; i < sec->nkv; i++)
+		if (!is_tuning(sec->kv[i].key)) {
+			add_str(ctx, sec->kv[i].key);
+			add_str(ctx, sec->kv[i].value);
+		}
+	rc = add_request(ctx, r);
+	if (!rc && r->prov->identity)
+		rc = r->prov->identity(r->state, extra, sizeof(extra));
+	add_str(ctx, extra);
+	if (!rc && !EVP_DigestFinal_ex(ctx, md, &len))
+		rc = -EIO;
+	EVP_MD_CTX_free(ctx);
+	for (unsigned i = 0; !rc && i < len && i < 32; i++)
+		snprintf(r->identity + 2 * i, 3, "%02x", md[i]);
+	return rc;
+}
