@@ -83,9 +83,7 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 	r->page_size = (unsigned)page;
 	r->timeout_ms = (long)(timeout * 1000);
 	/* A walk may outlive the operation that started it (which waits
-	 * `deadline`): it is bounded by walk_limit, never shorter. */
-	if (walk_limit < r->deadline)
-		walk_limit = r->deadline;
+	 * `deadline`): it has a limit of its own. */
 	r->deadline_ms = (long)(walk_limit * 1000);
 	r->concurrency = (unsigned)conc;
 	r->max_body = body << 20;

@@ -332,12 +332,16 @@ static void test_remote_ok(void)
 
 		CHECK_INT(config_parse("[e]\ntype=eventbridge\nttl = 30\n"
 				       "page_size=7\ndeadline=0.5\n"
+				       "walk_limit = 90\nmax_stale = 600\n"
+				       "refresh_ahead = 0.5\n"
 				       "rate = 0\n", PATH, &cfg, err), 0);
 		CHECK_INT(remote_new(&cfg.sec[0], &defaults, &r, err), 0);
 		if (r) {
 			CHECK(r->ttl == 30);
 			CHECK_INT(r->page_size, 7);
-			CHECK_INT(r->deadline_ms, 500);
+			CHECK(r->deadline == 0.5);
+			CHECK_INT(r->deadline_ms, 90000);	/* walk_limit */
+			CHECK(r->max_stale == 600 && r->refresh_ahead == 0.5);
 			CHECK_INT(r->timeout_ms, 30000);
 			CHECK(r->rl.rate == 0);
 		}

@@ -527,7 +527,7 @@ static int h_transport_always(struct fake *f, int n,
 
 static void test_retries(void)
 {
-	static const char *const short_deadline[] = { "deadline", "1", NULL };
+	static const char *const short_deadline[] = { "walk_limit", "1", NULL };
 	struct remote *r = mk_eb(NULL);
 	struct walk_error werr;
 	struct walk_stats st;
@@ -665,7 +665,7 @@ static int h_503_wait(struct fake *f, int n, const struct http_req *req,
 
 static void test_deadline(void)
 {
-	static const char *const half[] = { "deadline", "0.5", NULL };
+	static const char *const half[] = { "walk_limit", "0.5", NULL };
 	struct remote *r = mk_eb(half);
 	struct walk_error werr;
 	struct sink s;
@@ -694,7 +694,7 @@ static void test_deadline(void)
  */
 static void test_rate_deadline(void)
 {
-	const char *kv[] = { "url", URL, "rate", "1/min", "deadline", "0.5",
+	const char *kv[] = { "url", URL, "rate", "1/min", "walk_limit", "0.5",
 			     NULL };
 	struct remote *r = mk("eventbridge", kv);
 	struct walk_error werr;
@@ -726,7 +726,7 @@ static void test_rate_deadline(void)
  */
 static void test_build_failure(void)
 {
-	static const char *const two[] = { "deadline", "2", NULL };
+	static const char *const two[] = { "walk_limit", "2", NULL };
 	struct remote *r;
 	struct walk_error werr;
 	struct sink s;
