@@ -1,0 +1,40 @@
+/*
+ * Listings and the change journal kept in the local store across
+ * restarts (see persist.c). Thread-safe; a store that fails is reported
+ * (log, persist_state) and connfs carries on in memory.
+ */
+#ifndef CONNFS_PERSIST_H
+#define CONNFS_PERSIST_H
+
+#include <stddef.h>
+
+#include "snapshot.h"
+
+/*
+ * Opens the store in dir (NULL: no store). Only unsafe permissions are an
+ * error (-EPERM, message in err): any other failure is reported and
+ * retried later.
+ */
+int persist_open(const char *dir, double journal_days, char *err,
+		 size_t errlen);
+void persist_close(void);
+
+/*
+ * The listing saved under key, as a snapshot (one reference) of entries
+ * owned by owner, and how many seconds ago it was walked. -ENOENT when
+ * none; any listing that fails validation is never returned.
+ */
+int persist_load(const char *key, const char *instance, void *owner,
+		 struct snapshot **s, double *age);
+/* After a walk: journals old → s (when old) and saves s under key. */
+void persist_walked(const char *key, const char *section,
+		    const struct snapshot *old, const struct snapshot *s);
+
+/* The journal as NDJSON, oldest first; section NULL = every section. */
+int persist_changes(const char *section, char **data, size_t *len);
+/* Changes whenever the journal grows. */
+unsigned persist_journal_gen(void);
+/* "off", "DIR", or "DIR: unavailable (reason)". */
+void persist_state(char *buf, size_t len);
+
+#endif
