@@ -32,7 +32,7 @@ ALL_CFLAGS  = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP \
               $(PKG_CFLAGS)
 LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
-LIB_SRCS   := $(wildcard providers/*.c cache/*.c) \
+LIB_SRCS   := $(wildcard providers/*.c providers/aws/*.c cache/*.c) \
               $(filter-out fs/main.c,$(wildcard fs/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)

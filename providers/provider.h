@@ -132,6 +132,11 @@ struct provider {
 	void (*rate_info)(const struct http_resp *resp, struct rate_info *ri);
 	/* Human-readable source URL of the listing, for status. Optional. */
 	const char *(*source_url)(void *state);
+	/*
+	 * Where the credentials come from and when they expire, for status
+	 * and --check; never a secret. Thread-safe. Optional.
+	 */
+	void (*describe_auth)(void *state, char *buf, size_t len);
 };
 
 /* registry.c */
