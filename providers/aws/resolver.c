@@ -367,8 +367,7 @@ void aws_resolver_free(struct aws_resolver *r)
  */
 static int probe_imds(struct aws_resolver *r, char *err, size_t errlen)
 {
-	char why[256];
-	size_t n;
+	char why[160];
 	int rc;
 
 	if (r->root->kind != AWS_SRC_IMDS)
@@ -380,12 +379,9 @@ static int probe_imds(struct aws_resolver *r, char *err, size_t errlen)
 		aws_chain_describe(r->root, r->desc, sizeof(r->desc));
 		return 0;
 	}
-	r->rebuild = false;
-	snprintf(err, errlen, "no AWS credentials: set AWS_ACCESS_KEY_ID and "
-		 "AWS_SECRET_ACCESS_KEY, or configure profile %s in %s or %s",
-		 r->profile, r->cred_path, r->conf_path);
-	n = strlen(err);
-	snprintf(err + n, errlen - n, " (%s)", why);
+	snprintf(err, errlen, "no AWS credentials (%s): set "
+		 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure "
+		 "profile %s", why, r->profile);
 	return -ENOENT;
 }
 
