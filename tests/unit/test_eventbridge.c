@@ -54,6 +54,8 @@ static void clear_env(void)
 
 	for (size_t i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
+	/* Never ask a real 169.254.169.254. */
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	snprintf(path, sizeof(path), "%s/missing-credentials", tmpdir);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
 	snprintf(path, sizeof(path), "%s/missing-config", tmpdir);
