@@ -25,11 +25,12 @@
 #include "secret.h"
 #include "source.h"
 
-#define PROCESS_TIMEOUT_MS 10000
 #define PROCESS_MAX_OUTPUT (64 << 10)
 #define PROCESS_MAX_ARGS 128
 
 extern char **environ;
+
+long aws_process_timeout_ms = 10000;
 
 void aws_argv_free(char **argv)
 {
@@ -196,7 +197,7 @@ static int reap(pid_t pid, double deadline, bool kill_now)
 
 static int run(char **argv, struct buf *out, int *status)
 {
-	double deadline = mono_ms() + PROCESS_TIMEOUT_MS;
+	double deadline = mono_ms() + (double)aws_process_timeout_ms;
 	int fds[2], rc;
 	pid_t pid;
 
@@ -247,12 +248,14 @@ int aws_process_fetch(struct aws_node *n, struct aws_creds *out, char *err,
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
 	rc = run(argv, &o, &status);
-	if (rc)
+	if (rc == -ETIMEDOUT)
 		snprintf(err, errlen, "credential_process of profile %s (%s): "
-			 "%s", n->profile, argv[0],
-			 rc == -ETIMEDOUT ? "no answer within 10 s" :
-			 rc == -EFBIG ? "output larger than 64 KiB" :
-			 strerror(-rc));
+			 "no answer within %.3g s; stopped", n->profile,
+			 argv[0], (double)aws_process_timeout_ms / 1000);
+	else if (rc)
+		snprintf(err, errlen, "credential_process of profile %s (%s): "
+			 "%s", n->profile, argv[0], rc == -EFBIG ?
+			 "output larger than 64 KiB" : strerror(-rc));
 	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		snprintf(err, errlen, "credential_process of profile %s (%s) "
 			 "failed (%s %d)", n->profile, argv[0],

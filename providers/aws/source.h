@@ -213,6 +213,8 @@ int aws_sts_call(struct aws_ctx *ctx, const char *action, const char *form,
 /* Splits a command line as POSIX shells quote words (no expansion). */
 int aws_split_command(const char *cmd, char ***argv_out);
 void aws_argv_free(char **argv);
+/* How long a credential_process may take (10 s; a seam for tests). */
+extern long aws_process_timeout_ms;
 /* credential_process output (Version 1 JSON) into *out. */
 int aws_process_parse(const char *out_text, struct aws_creds *out, char *err,
 		      size_t errlen);

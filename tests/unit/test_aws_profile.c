@@ -10,7 +10,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "aws/source.h"
 #include "harness.h"
@@ -472,6 +477,71 @@ static void test_process_output(void)
 		  -EPROTO);
 }
 
+static char tmp[] = "/tmp/connfs-proc-XXXXXX";
+
+static int process(const char *script, struct aws_creds *c, char *err)
+{
+	char path[300], cmd[400];
+	struct aws_node n = { .kind = AWS_SRC_PROCESS,
+			      .profile = (char *)"p", .command = cmd };
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/creds.sh", tmp);
+	f = fopen(path, "w");
+	if (!f)
+		return -EIO;
+	fprintf(f, "#!/bin/sh\n%s\n", script);
+	fclose(f);
+	chmod(path, 0700);
+	snprintf(cmd, sizeof(cmd), "%s 'arg one' two", path);
+	err[0] = '\0';
+	return aws_fetch(NULL, &n, c, err, 300);
+}
+
+#define GOOD                                                            \
+	"echo '{\"Version\":1,\"AccessKeyId\":\"AKP\",\"SecretAccessKey\":"     \
+	"\"SKP\"}'"
+
+static void test_process_run(void)
+{
+	struct aws_creds c;
+	char err[300];
+	sigset_t block, old;
+	double t;
+
+	if (!mkdtemp(tmp))
+		return;
+	CHECK_INT(process("[ \"$1\" = 'arg one' ] && [ \"$2\" = two ] || "
+			  "exit 3\n" GOOD, &c, err), 0);
+	CHECK_STR(c.access_key, "AKP");
+	aws_creds_release(&c);
+	CHECK_INT(process("echo 'not json'; exit 0", &c, err), -EIO);
+	CHECK_INT(process("exit 4", &c, err), -EACCES);
+	CHECK(strstr(err, "failed (exit status 4)") != NULL);
+	/* Only 0-2, even with a descriptor the daemon forgot to mark. */
+	CHECK_INT(dup2(2, 7), 7);
+	CHECK_INT(process("[ -e /proc/self/fd/7 ] && exit 5\n" GOOD, &c, err),
+		  0);
+	aws_creds_release(&c);
+	close(7);
+	/* A clean signal mask although the calling thread blocks TERM. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	CHECK_INT(process("grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status"
+			  " || exit 6\n" GOOD, &c, err), 0);
+	aws_creds_release(&c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* A hanging command and its children are stopped at the limit. */
+	aws_process_timeout_ms = 300;
+	t = (double)time(NULL);
+	CHECK_INT(process("sleep 30 & sleep 30", &c, err), -EIO);
+	CHECK(strstr(err, "no answer within 0.3 s") != NULL);
+	CHECK((double)time(NULL) - t < 10);
+	aws_process_timeout_ms = 10000;
+	CHECK_INT(process("", &c, err), -EIO);	/* no output */
+}
+
 int main(void)
 {
 	test_ini();
@@ -483,5 +553,6 @@ int main(void)
 	test_sso();
 	test_split();
 	test_process_output();
+	test_process_run();
 	return harness_done("test_aws_profile");
 }
