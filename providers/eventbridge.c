@@ -173,7 +173,7 @@ static int eb_configure(struct conf_section *sec, const char *base_url,
 {
 	struct eventbridge *eb = calloc(1, sizeof(*eb));
 	const char *profile = conf_get(sec, "profile");
-	char msg[CONF_ERRLEN / 2];
+	char msg[CONF_ERRLEN - 112];
 	int rc;
 
 	if (!eb)

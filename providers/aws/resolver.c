@@ -110,11 +110,10 @@ static int build(struct aws_resolver *r, struct aws_node **root,
 	}
 	if (!rc && !*root) {
 		snprintf(err, errlen, "no AWS credentials: set "
-			 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-			 "give profile %s aws_access_key_id and "
-			 "aws_secret_access_key, role_arn, sso_session, "
-			 "credential_process or web_identity_token_file in "
-			 "%s or %s", r->profile, r->cred_path, r->conf_path);
+			 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give "
+			 "profile %s keys, role_arn, sso_session or "
+			 "credential_process in %s or %s", r->profile,
+			 r->cred_path, r->conf_path);
 		rc = -ENOENT;
 	}
 	if (!rc) {
@@ -380,8 +379,9 @@ static int probe_imds(struct aws_resolver *r, char *err, size_t errlen)
 		return 0;
 	}
 	snprintf(err, errlen, "no AWS credentials (%s): set "
-		 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure "
-		 "profile %s", why, r->profile);
+		 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile "
+		 "%s keys, role_arn, sso_session or credential_process",
+		 why, r->profile);
 	return -ENOENT;
 }
 
