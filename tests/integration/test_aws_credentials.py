@@ -325,6 +325,8 @@ def test_chain_order(mount, eb_data, tmp_path, section, extra, source):
                        env=daemon_env(tmp_path, env), capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
+    for secret in issued_secrets(eb_data):
+        assert secret not in r.stdout + r.stderr
     line = [x for x in r.stdout.splitlines() if "credentials:" in x][0]
     assert {"env": "environment", "static": "profile base (static keys",
             "sts": "assume-role prod -> source_profile base (static keys)",
@@ -461,6 +463,12 @@ def test_expired_sso_login_is_named_then_recovers(mount, eb_data, tmp_path):
     assert hint in m.logs()
     assert hint in status_text(m)
     assert a.requests("sso") == []          # never sent an expired token
+    r = subprocess.run([BINARY, "--check", "-o", "config=" + m.config],
+                       env=daemon_env(tmp_path / "m0", env),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and hint in r.stdout, r.stdout + r.stderr
+    assert "the cached login expired at" in r.stdout
+    assert "sso-stale-token" not in r.stdout + r.stderr
     write_sso_cache(tmp_path, url, "sso-fresh-token", time.time() + 3600)
     deadline = time.time() + 15
     while time.time() < deadline:
