@@ -104,7 +104,8 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/man/man1/connfs.1
 
 format:
-	clang-format -i $(wildcard fs/*.[ch] providers/*.[ch] cache/*.[ch] \
+	clang-format -i $(wildcard fs/*.[ch] providers/*.[ch] providers/aws/*.[ch] \
+	  cache/*.[ch] \
 	  tests/unit/*.[ch] tests/fuzz/*.c)
 
 clean:

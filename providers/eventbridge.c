@@ -81,7 +81,8 @@ static int eb_region(struct eventbridge *eb, struct conf_section *sec,
 		r = first_env("AWS_REGION", "AWS_DEFAULT_REGION");
 	if (!r || !*r)
 		r = aws_resolver_profile_region(eb->aws);
-	if ((!r || !*r) && aws_imds_region(imds, sizeof(imds)) == 0)
+	if ((!r || !*r) &&
+	    aws_resolver_imds_region(eb->aws, imds, sizeof(imds)) == 0)
 		r = imds;
 	if (!r || !*r)
 		return conf_error(sec, "region", err, "no AWS region: set "
@@ -395,7 +396,8 @@ const struct provider provider_eventbridge = {
 	.max_page = 100,
 	.rate = 50,
 	.burst = 50,
-	.env_secret = "AWS_ACCESS_KEY_ID AWS_PROFILE AWS_WEB_IDENTITY_TOKEN_FILE "
+	.env_secret = "AWS_ACCESS_KEY_ID AWS_PROFILE "
+		      "AWS_WEB_IDENTITY_TOKEN_FILE "
 		      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
 		      "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 	.configure = eb_configure,

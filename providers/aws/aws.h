@@ -76,7 +76,7 @@ unsigned long aws_resolver_fetches(struct aws_resolver *r);
  * The region from EC2 instance metadata (placement/region), for when
  * nothing else names one; 1 s timeout. -ENOENT when disabled or absent.
  */
-int aws_imds_region(char *buf, size_t len);
+int aws_resolver_imds_region(struct aws_resolver *r, char *buf, size_t len);
 
 /* Seam for unit tests: replaces the wall clock (seconds since the epoch). */
 void aws_set_clock(double (*now)(void));

@@ -22,7 +22,7 @@
 
 struct build {
 	const struct aws_profiles *p;
-	const char *path[CHAIN_MAX_DEPTH];	/* assume-role profiles so far */
+	const char *path[CHAIN_MAX_DEPTH];	/* assume-role profiles */
 	size_t depth;
 	char *err;
 	size_t errlen;
@@ -136,7 +136,8 @@ static int webid_node(struct build *b, const char *profile, bool use_env,
 
 	*out = NULL;
 	if (!file)
-		file = aws_profile_get(b->p, profile, "web_identity_token_file");
+		file = aws_profile_get(b->p, profile,
+				       "web_identity_token_file");
 	if (!file)
 		return 0;
 	if (!arn)

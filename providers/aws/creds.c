@@ -83,7 +83,8 @@ void aws_json_free(cJSON *root)
 {
 	for (cJSON *it = root ? root->child : NULL; it; it = it->next) {
 		if (cJSON_IsString(it) && it->valuestring)
-			explicit_bzero(it->valuestring, strlen(it->valuestring));
+			explicit_bzero(it->valuestring,
+				       strlen(it->valuestring));
 		if (cJSON_IsObject(it))
 			for (cJSON *c = it->child; c; c = c->next)
 				if (cJSON_IsString(c) && c->valuestring)

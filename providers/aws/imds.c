@@ -147,20 +147,18 @@ int aws_imds_fetch(struct aws_ctx *ctx, struct aws_node *n,
 	       rc == -ENOENT ? -EACCES : -EIO;
 }
 
-int aws_imds_region(char *buf, size_t len)
+int aws_imds_region(struct aws_ctx *ctx, char *buf, size_t len)
 {
-	struct http_client *http;
 	char *base, *token = NULL, *region = NULL, err[256];
 	int rc;
 
 	if (!aws_imds_enabled())
 		return -ENOENT;
 	base = imds_base();
-	http = http_client_new();
-	rc = base && http ? imds_token(http, base, &token, err, sizeof(err)) :
+	rc = base ? imds_token(ctx->http, base, &token, err, sizeof(err)) :
 	     -ENOMEM;
 	if (!rc)
-		rc = imds_call(http, base, "GET",
+		rc = imds_call(ctx->http, base, "GET",
 			       "/latest/meta-data/placement/region", token,
 			       &region, err, sizeof(err));
 	if (!rc && !*str_trim(region))
@@ -170,6 +168,5 @@ int aws_imds_region(char *buf, size_t len)
 	secret_free(token);
 	free(region);
 	free(base);
-	http_client_free(http);
 	return rc ? -ENOENT : 0;
 }

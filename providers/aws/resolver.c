@@ -36,7 +36,7 @@ struct aws_resolver {
 	char *profile_region;
 	struct aws_ctx ctx;
 	struct aws_node *root;	/* used only by the renewing thread */
-	bool rebuild;		/* the files changed: build the chain again */
+	bool rebuild;		/* the files changed: build the chain */
 	struct aws_creds cur;
 	double obtained;	/* when cur was fetched (wall clock) */
 	bool forced;		/* the service said cur expired */
@@ -299,6 +299,11 @@ unsigned long aws_resolver_fetches(struct aws_resolver *r)
 	n = r->fetches;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+int aws_resolver_imds_region(struct aws_resolver *r, char *buf, size_t len)
+{
+	return aws_imds_region(&r->ctx, buf, len);
 }
 
 const char *aws_resolver_profile_region(const struct aws_resolver *r)

@@ -24,7 +24,7 @@ struct aws_ini_kv {
 };
 
 struct aws_ini_sec {
-	char *name;		/* header text: "default", "profile x", ... */
+	char *name;		/* "default", "profile x", ... */
 	struct aws_ini_kv *kv;
 	size_t n, cap;
 };
@@ -46,7 +46,7 @@ void aws_ini_release(struct aws_ini *ini);
 /* Both files, with profile lookups as botocore merges them. */
 struct aws_profiles {
 	struct aws_ini cred;	/* [NAME] */
-	struct aws_ini conf;	/* [profile NAME], [default], [sso-session NAME] */
+	struct aws_ini conf;	/* [profile X], [default], [sso-session X] */
 };
 
 /* The credentials file section of profile, or NULL. */
@@ -84,7 +84,7 @@ enum aws_kind {
 	AWS_SRC_STATIC,		/* profile.c: keys in a profile */
 	AWS_SRC_PROCESS,	/* process.c: credential_process */
 	AWS_SRC_ASSUME,		/* assume.c: sts:AssumeRole */
-	AWS_SRC_WEBID,		/* webid.c: sts:AssumeRoleWithWebIdentity */
+	AWS_SRC_WEBID,		/* webid.c: AssumeRoleWithWebIdentity */
 	AWS_SRC_SSO,		/* sso.c: IAM Identity Center */
 	AWS_SRC_CONTAINER,	/* container.c: ECS / EKS Pod Identity */
 	AWS_SRC_IMDS,		/* imds.c: EC2 instance metadata, IMDSv2 */
@@ -98,10 +98,10 @@ struct aws_node {
 	char *role_arn;		/* ASSUME, WEBID */
 	char *external_id;	/* ASSUME */
 	char *session_name;	/* ASSUME, WEBID */
-	long duration;		/* ASSUME, WEBID: seconds; 0 = STS default */
+	long duration;		/* ASSUME, WEBID: seconds; 0: default */
 	char *token_file;	/* WEBID: re-read at every fetch */
 	char *via;		/* ASSUME: "source_profile base", ... */
-	struct aws_node *source;	/* ASSUME: where source keys come from */
+	struct aws_node *source;	/* ASSUME: the source keys */
 	char *command;		/* PROCESS */
 	char *sso_session;	/* SSO: session name (NULL: legacy) */
 	char *sso_start_url;
@@ -162,6 +162,8 @@ int aws_container_fetch(struct aws_ctx *ctx, struct aws_node *n,
 int aws_imds_node(struct aws_node **out);
 int aws_imds_fetch(struct aws_ctx *ctx, struct aws_node *n,
 		   struct aws_creds *out, char *err, size_t errlen);
+/* placement/region into buf; -ENOENT when disabled or absent. */
+int aws_imds_region(struct aws_ctx *ctx, char *buf, size_t len);
 /* false when AWS_EC2_METADATA_DISABLED is true. */
 bool aws_imds_enabled(void);
 

@@ -98,7 +98,8 @@ static int cached_token(const struct aws_node *n, char **token, char *err,
 	int rc;
 
 	*token = NULL;
-	aws_sso_cache_name(n->sso_session ? n->sso_session : n->sso_start_url, hex);
+	aws_sso_cache_name(n->sso_session ? n->sso_session :
+			   n->sso_start_url, hex);
 	if (asprintf(&path, "%s/.aws/sso/cache/%s.json", home ? home : "",
 		     hex) < 0)
 		return -ENOMEM;

@@ -281,7 +281,7 @@ static int markup(struct xml *x)
 		return rc ? rc : x->depth ? 0 : -EPROTO;
 	}
 	if (starts(x, "<!"))
-		return -EPROTO;		/* DOCTYPE and other declarations */
+		return -EPROTO;		/* DOCTYPE, other declarations */
 	if (starts(x, "</"))
 		return close_tag(x);
 	return open_tag(x);

@@ -95,7 +95,8 @@ static void test_ini(void)
 	CHECK_STR(aws_ini_get(s, "role_arn"),
 		  "arn:aws:iam::1:role/x # not a comment");
 	s = aws_ini_find(&ini, "sso-session corp");
-	CHECK_STR(aws_ini_get(s, "sso_start_url"), "https://corp.example/start");
+	CHECK_STR(aws_ini_get(s, "sso_start_url"),
+		  "https://corp.example/start");
 	CHECK(aws_ini_get(s, "orphan") == NULL);
 	aws_ini_release(&ini);
 
@@ -167,7 +168,8 @@ static void test_order(void)
 	CHECK_INT(chain(cred, conf, "nobody", false, d, sizeof(d), err), 0);
 	CHECK_STR(d, "(none)");
 	/* Container variables come before instance metadata. */
-	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x",
+	       1);
 	CHECK_INT(chain(cred, conf, "nobody", false, d, sizeof(d), err), 0);
 	CHECK_STR(d, "container credentials "
 		  "(http://169.254.170.2/v2/credentials/x)");
@@ -404,8 +406,8 @@ static void test_sso(void)
 	CHECK_STR(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 	aws_sso_cache_name("abc", hex);
 	CHECK_STR(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
-	aws_sso_cache_name("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnop"
-			   "nopq", hex);
+	aws_sso_cache_name("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmn"
+			   "omnopnopq", hex);
 	CHECK_STR(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
 }
 
@@ -499,8 +501,8 @@ static int process(const char *script, struct aws_creds *c, char *err)
 }
 
 #define GOOD                                                            \
-	"echo '{\"Version\":1,\"AccessKeyId\":\"AKP\",\"SecretAccessKey\":"     \
-	"\"SKP\"}'"
+	"echo '{\"Version\":1,\"AccessKeyId\":\"AKP\","                    \
+	"\"SecretAccessKey\":\"SKP\"}'"
 
 static void test_process_run(void)
 {

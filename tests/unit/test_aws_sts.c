@@ -97,7 +97,8 @@ static void test_xml(void)
 			  -EPROTO);
 		CHECK_INT(aws_xml_get(doc, strlen(doc), paths, v, 4), 0);
 		CHECK_STR(v[0], "1 < 2 && \"q\" '");
-		CHECK_STR(v[1], "AB\xc3\xa9\xf0\x9f\x98\x80");	/* the first c */
+		/* The first c. */
+		CHECK_STR(v[1], "AB\xc3\xa9\xf0\x9f\x98\x80");
 		CHECK_STR(v[2], "<raw> & stuff");
 		CHECK(v[3] == NULL);
 		for (int i = 0; i < 4; i++)
@@ -271,7 +272,8 @@ static void test_web_identity(void)
 	char path[] = "/tmp/connfs-webid-XXXXXX";
 	int fd = mkstemp(path);
 	struct aws_node n = {
-		.kind = AWS_SRC_WEBID, .role_arn = (char *)"arn:aws:iam::1:role/p",
+		.kind = AWS_SRC_WEBID,
+		.role_arn = (char *)"arn:aws:iam::1:role/p",
 		.session_name = (char *)"pod", .token_file = path,
 	};
 	struct aws_ctx c = ctx();
@@ -403,12 +405,12 @@ static void test_imds(void)
 	answer(0, 200, "tok");
 	answer(1, 200, "ap-southeast-2\n");
 	unsetenv("AWS_EC2_METADATA_DISABLED");
-	CHECK_INT(aws_imds_region(region, sizeof(region)), 0);
+	CHECK_INT(aws_imds_region(&c, region, sizeof(region)), 0);
 	CHECK_STR(region, "ap-southeast-2");
 	CHECK_STR(fake.req[1].url, "http://127.0.0.1:9/latest/meta-data/"
 		  "placement/region");
 	setenv("AWS_EC2_METADATA_DISABLED", "TRUE", 1);
-	CHECK_INT(aws_imds_region(region, sizeof(region)), -ENOENT);
+	CHECK_INT(aws_imds_region(&c, region, sizeof(region)), -ENOENT);
 	CHECK_INT(fake.n, 2);
 	unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	fake_reset();
@@ -439,7 +441,8 @@ static void test_sso(void)
 		.kind = AWS_SRC_SSO, .profile = (char *)"dev",
 		.sso_session = (char *)"corp",
 		.sso_start_url = (char *)"https://corp/start",
-		.sso_region = (char *)"eu-west-1", .sso_account = (char *)"1111",
+		.sso_region = (char *)"eu-west-1",
+		.sso_account = (char *)"1111",
 		.sso_role = (char *)"Read Only",
 	};
 	struct aws_ctx c = ctx();
@@ -457,7 +460,7 @@ static void test_sso(void)
 	CHECK(strstr(err, "expired") && strstr(err, "aws sso login --profile "
 						"dev"));
 	CHECK(strstr(err, "old-token") == NULL);
-	CHECK_INT(fake.n, 0);		/* an expired token is never sent */
+	CHECK_INT(fake.n, 0);	/* an expired token is never sent */
 	/* After `aws sso login`. */
 	sso_cache("corp", "new-token", "2099-01-01T00:00:00Z");
 	answer(0, 200, "{\"roleCredentials\":{\"accessKeyId\":\"ASIASSO\","
@@ -470,7 +473,8 @@ static void test_sso(void)
 	aws_creds_release(&out);
 	CHECK_STR(fake.req[0].method, "GET");
 	CHECK_STR(fake.req[0].url, "https://portal.sso.eu-west-1.amazonaws.com"
-		  "/federation/credentials?account_id=1111&role_name=Read%20Only");
+		  "/federation/credentials?account_id=1111&role_name="
+		  "Read%20Only");
 	CHECK_STR(http_req_get_header(&fake.req[0], "x-amz-sso_bearer_token"),
 		  "new-token");
 	/* Revoked on the server side: the same hint. */
