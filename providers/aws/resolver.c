@@ -201,10 +201,10 @@ int aws_resolver_get(struct aws_resolver *r, struct aws_creds *out,
 {
 	struct aws_creds fresh = { 0 };
 	char desc[sizeof(r->desc)], msg[sizeof(r->last_err)] = "";
+	bool rebuild, repeated, keep;
 	unsigned long gen;
 	enum due d;
-	bool rebuild;
-	int rc;
+	int rc, copied;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&r->lock);
@@ -238,19 +238,22 @@ int aws_resolver_get(struct aws_resolver *r, struct aws_creds *out,
 	pthread_mutex_lock(&r->lock);
 	if (rc && rebuild)
 		r->rebuild = true;	/* try the files again next time */
+	repeated = rc && strcmp(r->last_err, msg) == 0;
 	finish(r, rc, &fresh, desc, msg);
-	if (!rc) {
-		log_msg(LOG_INFO, "aws: credentials from %s%s", r->desc,
-			r->cur.expiration ? " (temporary)" : "");
-		return copy_out(r, out);
-	}
-	if (usable(r, aws_now())) {
-		log_msg(LOG_WARNING, "aws: renewing credentials failed, the "
-			"current ones are still valid: %s", msg);
-		return copy_out(r, out);
-	}
-	log_msg(LOG_WARNING, "aws: %s", msg);
+	keep = rc && usable(r, aws_now());
+	copied = !rc || keep ? aws_creds_copy(out, &r->cur) : 0;
+	snprintf(desc, sizeof(desc), "%s", r->desc);
 	pthread_mutex_unlock(&r->lock);
+
+	/* Logged outside the lock, and a failure only when it changes. */
+	if (!rc)
+		log_msg(LOG_INFO, "aws: credentials from %s%s", desc,
+			out->expiration ? " (temporary)" : "");
+	else if (!repeated)
+		log_msg(LOG_WARNING, "aws: %s%s", keep ? "renewing credentials "
+			"failed, the current ones are still valid: " : "", msg);
+	if (!rc || keep)
+		return copied;
 	snprintf(err, errlen, "%s", msg);
 	return rc == -ENOMEM || rc == -ETIMEDOUT ? rc :
 	       rc == -EIO ? -EIO : -EACCES;
