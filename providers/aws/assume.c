@@ -64,6 +64,8 @@ int aws_sts_call(struct aws_ctx *ctx, const char *action, const char *form,
 
 	memset(out, 0, sizeof(*out));
 	if (rc) {
+		snprintf(err, errlen, "STS %s: cannot build the request: %s",
+			 action, strerror(-rc));
 		if (req.body)
 			explicit_bzero(req.body, req.body_len);
 		http_req_release(&req);
