@@ -278,8 +278,8 @@ static void test_profile_creds(void)
 
 	/*
 	 * Regression (fixed): environment keys without a session token pick up the
-	 * aws_session_token of the default profile (aws_creds.c take()
-	 * merges the files into the environment credentials). The request
+	 * aws_session_token of the default profile (the profile files were
+	 * merged into the environment credentials). The request
 	 * then carries a token that belongs to other keys and AWS refuses it.
 	 */
 	env_creds(NULL);
