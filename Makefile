@@ -38,7 +38,7 @@ ALL_CFLAGS  = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -MMD -MP \
               $(PKG_CFLAGS)
 LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
-LIB_SRCS   := $(wildcard providers/*.c cache/*.c) \
+LIB_SRCS   := $(wildcard providers/*.c providers/aws/*.c cache/*.c) \
               $(filter-out fs/main.c,$(wildcard fs/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -123,7 +123,8 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/man/man1/connfs.1
 
 format:
-	clang-format -i $(wildcard fs/*.[ch] providers/*.[ch] cache/*.[ch] \
+	clang-format -i $(wildcard fs/*.[ch] providers/*.[ch] providers/aws/*.[ch] \
+	  cache/*.[ch] \
 	  tests/unit/*.[ch] tests/fuzz/*.c)
 
 clean:

@@ -11,21 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "provider.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
 
 /* Drops a comment that starts after whitespace; quotes protect values. */
 static void strip_comment(char *s)
@@ -141,7 +130,7 @@ static int parse_line(struct config *cfg, char *l, int line, char *err)
 	size_t n;
 
 	strip_comment(l);
-	l = trim(l);
+	l = str_trim(l);
 	if (!*l)
 		return 0;
 	if (*l == '[') {
@@ -150,7 +139,7 @@ static int parse_line(struct config *cfg, char *l, int line, char *err)
 			return perr(err, path, line, "%s", "missing ']' in "
 				    "section header");
 		l[n - 1] = '\0';
-		return add_section(cfg, trim(l + 1), line, path, err);
+		return add_section(cfg, str_trim(l + 1), line, path, err);
 	}
 	eq = strchr(l, '=');
 	if (!eq)
@@ -159,8 +148,8 @@ static int parse_line(struct config *cfg, char *l, int line, char *err)
 	if (!cfg->n)
 		return perr(err, path, line, "%s", "key outside any [section]");
 	*eq = '\0';
-	key = trim(l);
-	val = trim(eq + 1);
+	key = str_trim(l);
+	val = str_trim(eq + 1);
 	n = strlen(val);
 	if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
 		val[n - 1] = '\0';

@@ -370,6 +370,11 @@ static int check(struct connfs *fs)
 			       "page)\n", r->name, r->prov->name, n,
 			       n == 1 ? "" : "s");
 		}
+		if (r->prov->describe_auth) {
+			r->prov->describe_auth(r->state, werr.msg,
+					       sizeof(werr.msg));
+			printf("%s: credentials: %s\n", r->name, werr.msg);
+		}
 	}
 	return failures ? 1 : 0;
 }

@@ -38,4 +38,10 @@ size_t utf8_char(const unsigned char *s, size_t n);
 /* Decodes %XX sequences in place; returns -EINVAL on a malformed one. */
 int url_decode(char *s);
 
+/*
+ * Strips leading and trailing white space in place (isspace() in the C
+ * locale); returns the first non-blank character of s.
+ */
+char *str_trim(char *s);
+
 #endif

@@ -6,17 +6,19 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws_creds.h"
+#include "aws/aws.h"
 #include "buf.h"
 #include "json.h"
 #include "provider.h"
 
 struct eventbridge {
-	struct aws_creds creds;
+	struct aws_resolver *aws;
+	atomic_int renewed;	/* forced renewals in this walk */
 	char *region;
 	char *endpoint;
 	char *name_prefix;
@@ -36,6 +38,11 @@ static const char *const auth_codes[] = {
 	"MissingAuthenticationTokenException", "ExpiredTokenException",
 	"IncompleteSignature", "NotAuthorized", "SignatureDoesNotMatch",
 	"RequestExpired", "OptInRequired", NULL,
+};
+
+/* The credentials expired (or the clock is off): renew once, retry. */
+static const char *const expired_codes[] = {
+	"ExpiredToken", "ExpiredTokenException", "RequestExpired", NULL,
 };
 
 static const char *const restart_codes[] = {
@@ -68,11 +75,15 @@ static int eb_region(struct eventbridge *eb, struct conf_section *sec,
 		     char *err)
 {
 	const char *r = conf_get(sec, "region");
+	char imds[64];
 
 	if (!r || !*r)
 		r = first_env("AWS_REGION", "AWS_DEFAULT_REGION");
 	if (!r || !*r)
-		r = eb->creds.region;
+		r = aws_resolver_profile_region(eb->aws);
+	if ((!r || !*r) &&
+	    aws_resolver_imds_region(eb->aws, imds, sizeof(imds)) == 0)
+		r = imds;
 	if (!r || !*r)
 		return conf_error(sec, "region", err, "no AWS region: set "
 				  "region, AWS_REGION or AWS_DEFAULT_REGION, "
@@ -99,6 +110,28 @@ static int eb_endpoint(struct eventbridge *eb, struct conf_section *sec,
 			  ".cn") < 0)
 		eb->endpoint = NULL;
 	return eb->endpoint ? 0 : -ENOMEM;
+}
+
+/* STS and SSO portal endpoints: AWS_ENDPOINT_URL_STS / _SSO, then
+ * AWS_ENDPOINT_URL, else the regional AWS endpoints. */
+static int eb_auth_endpoints(struct eventbridge *eb, struct conf_section *sec,
+			     char *err)
+{
+	const char *sts = first_env("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL");
+	const char *sso = first_env("AWS_ENDPOINT_URL_SSO", "AWS_ENDPOINT_URL");
+	char *sts_url = NULL, *sso_url = NULL;
+	int rc = 0;
+
+	if (sts && *sts)
+		rc = conf_url(sec, NULL, sts, &sts_url, err);
+	if (!rc && sso && *sso)
+		rc = conf_url(sec, NULL, sso, &sso_url, err);
+	if (!rc)
+		rc = aws_resolver_set_endpoints(eb->aws, eb->region, sts_url,
+						sso_url);
+	free(sts_url);
+	free(sso_url);
+	return rc;
 }
 
 static int eb_filters(struct eventbridge *eb, struct conf_section *sec,
@@ -128,7 +161,7 @@ static void eb_release(void *state)
 
 	if (!eb)
 		return;
-	aws_creds_release(&eb->creds);
+	aws_resolver_free(eb->aws);
 	free(eb->region);
 	free(eb->endpoint);
 	free(eb->name_prefix);
@@ -141,18 +174,20 @@ static int eb_configure(struct conf_section *sec, const char *base_url,
 {
 	struct eventbridge *eb = calloc(1, sizeof(*eb));
 	const char *profile = conf_get(sec, "profile");
-	char msg[CONF_ERRLEN / 2];
+	char msg[CONF_ERRLEN - 112];
 	int rc;
 
 	if (!eb)
 		return -ENOMEM;
-	rc = aws_creds_load(&eb->creds, profile, msg, sizeof(msg));
+	rc = aws_resolver_new(profile, &eb->aws, msg, sizeof(msg));
 	if (rc)
 		rc = conf_error(sec, profile ? "profile" : NULL, err, "%s", msg);
 	if (!rc)
 		rc = eb_region(eb, sec, err);
 	if (!rc)
 		rc = eb_endpoint(eb, sec, base_url, err);
+	if (!rc)
+		rc = eb_auth_endpoints(eb, sec, err);
 	if (!rc)
 		rc = eb_filters(eb, sec, err);
 	if (rc) {
@@ -182,12 +217,37 @@ static char *eb_body(const struct eventbridge *eb, const struct page_req *pr)
 	return s;
 }
 
+static int eb_sign(struct eventbridge *eb, struct http_req *req,
+		   const struct aws_creds *c)
+{
+	if (asprintf(&req->aws_sigv4, "aws:amz:%s:events", eb->region) < 0)
+		return req->aws_sigv4 = NULL, -ENOMEM;
+	if (asprintf(&req->userpwd, "%s:%s", c->access_key, c->secret_key) < 0)
+		return req->userpwd = NULL, -ENOMEM;
+	/* Set before signing so libcurl includes it in SignedHeaders. */
+	if (c->session_token &&
+	    http_req_header(req, "X-Amz-Security-Token: %s", c->session_token))
+		return -ENOMEM;
+	return 0;
+}
+
 static int eb_build_list(void *state, const struct page_req *pr,
 			 struct http_req *req)
 {
 	struct eventbridge *eb = state;
-	const struct aws_creds *c = &eb->creds;
+	struct aws_creds cr;
+	const struct aws_creds *c = &cr;
+	char err[300];
+	int rc;
 
+	/* Current keys for every page: they may have been renewed. */
+	rc = aws_resolver_get(eb->aws, &cr, err, sizeof(err));
+	if (rc)
+		return rc;
+	rc = eb_sign(eb, req, c);
+	aws_creds_release(&cr);
+	if (rc)
+		return rc;
 	req->method = "POST";
 	if (asprintf(&req->url, "%s/", eb->endpoint) < 0)
 		return req->url = NULL, -ENOMEM;
@@ -195,15 +255,8 @@ static int eb_build_list(void *state, const struct page_req *pr,
 	if (!req->body)
 		return -ENOMEM;
 	req->body_len = strlen(req->body);
-	if (asprintf(&req->aws_sigv4, "aws:amz:%s:events", eb->region) < 0 ||
-	    asprintf(&req->userpwd, "%s:%s", c->access_key, c->secret_key) < 0)
-		return -ENOMEM;
 	if (http_req_header(req, "Content-Type: application/x-amz-json-1.1") ||
 	    http_req_header(req, "X-Amz-Target: AWSEvents.ListConnections"))
-		return -ENOMEM;
-	/* Set before signing so libcurl includes it in SignedHeaders. */
-	if (c->session_token &&
-	    http_req_header(req, "X-Amz-Security-Token: %s", c->session_token))
 		return -ENOMEM;
 	return 0;
 }
@@ -286,7 +339,6 @@ static void eb_classify_error(void *state, const struct page_req *pr,
 	const char *msg = json_str(root, "message");
 	const char *ms = http_resp_header(resp, "x-amz-retry-after");
 
-	(void)state;
 	if (!msg)
 		msg = json_str(root, "Message");
 	if (type)
@@ -295,7 +347,12 @@ static void eb_classify_error(void *state, const struct page_req *pr,
 		api_text(e->msg, sizeof(e->msg), msg, strlen(msg));
 	else if (resp->body)
 		api_text(e->msg, sizeof(e->msg), resp->body, resp->len);
-	if (in_list(throttle_codes, e->code))
+	if (in_list(expired_codes, e->code) &&
+	    atomic_exchange(&((struct eventbridge *)state)->renewed, 1) == 0) {
+		/* One renewal and one retry of this page per walk. */
+		aws_resolver_expire(((struct eventbridge *)state)->aws);
+		e->cls = API_RETRY;
+	} else if (in_list(throttle_codes, e->code))
 		e->cls = API_THROTTLE;
 	else if (in_list(auth_codes, e->code))
 		e->cls = API_AUTH;
@@ -310,6 +367,24 @@ static void eb_classify_error(void *state, const struct page_req *pr,
 	cJSON_Delete(root);
 }
 
+/* Before each walk: fresh credentials, or the reason there are none. */
+static int eb_begin_walk(void *state, char *err, size_t errlen)
+{
+	struct eventbridge *eb = state;
+	struct aws_creds c;
+	int rc;
+
+	atomic_store(&eb->renewed, 0);
+	rc = aws_resolver_get(eb->aws, &c, err, errlen);
+	aws_creds_release(&c);
+	return rc;
+}
+
+static void eb_describe_auth(void *state, char *buf, size_t len)
+{
+	aws_resolver_describe(((struct eventbridge *)state)->aws, buf, len);
+}
+
 static const char *eb_source_url(void *state)
 {
 	return ((struct eventbridge *)state)->endpoint;
@@ -321,11 +396,16 @@ const struct provider provider_eventbridge = {
 	.max_page = 100,
 	.rate = 50,
 	.burst = 50,
-	.env_secret = "AWS_ACCESS_KEY_ID AWS_PROFILE",
+	.env_secret = "AWS_ACCESS_KEY_ID AWS_PROFILE "
+		      "AWS_WEB_IDENTITY_TOKEN_FILE "
+		      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
+		      "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 	.configure = eb_configure,
 	.release = eb_release,
+	.begin_walk = eb_begin_walk,
 	.build_list = eb_build_list,
 	.parse_list = eb_parse_list,
 	.classify_error = eb_classify_error,
 	.source_url = eb_source_url,
+	.describe_auth = eb_describe_auth,
 };

@@ -292,7 +292,10 @@ static void setup(CURL *h, struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	if (strcmp(req->method, "POST") == 0) {
+	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
+		/* PUT: the IMDSv2 token request, with an empty body. */
+		if (req->method[1] == 'U')
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,

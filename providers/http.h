@@ -15,7 +15,7 @@
 
 /* One request, as built by a provider. All strings owned by the request. */
 struct http_req {
-	const char *method;	/* static string: "GET" or "POST" */
+	const char *method;	/* static string: "GET", "POST" or "PUT" */
 	char *url;
 	char *headers[HTTP_MAX_HEADERS];	/* "Name: value" */
 	size_t nheaders;

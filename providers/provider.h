@@ -139,6 +139,11 @@ struct provider {
 	 * stand for the credentials. 0 or -errno.
 	 */
 	int (*identity)(void *state, char *buf, size_t len);
+	/*
+	 * Where the credentials come from and when they expire, for status
+	 * and --check; never a secret. Thread-safe. Optional.
+	 */
+	void (*describe_auth)(void *state, char *buf, size_t len);
 };
 
 /* registry.c */

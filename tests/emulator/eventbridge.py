@@ -73,6 +73,7 @@ class EventBridge(Provider):
     def __init__(self, emu, aws_keys=None, max_skew=MAX_SKEW):
         super().__init__(emu)
         self.keys = dict(AWS_KEYS if aws_keys is None else aws_keys)
+        self.expiry = {}        # akid -> epoch: temporary keys (awsauth.py)
         self.max_skew = max_skew
         self.secret = hashlib.sha256(repr(id(self)).encode() +
                                      str(time.time()).encode()).digest()
@@ -155,6 +156,9 @@ class EventBridge(Provider):
         if (req.header("x-amz-security-token") or None) != token:
             return self.fail(403, "UnrecognizedClientException",
                              "The security token included in the request is invalid.")
+        if time.time() >= self.expiry.get(akid, float("inf")):
+            return self.fail(400, "ExpiredTokenException",
+                             "The security token included in the request is expired")
         if service != "events":
             return self.fail(403, "InvalidSignatureException",
                              "Credential should be scoped to correct service: 'events'.")

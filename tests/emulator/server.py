@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from . import gen
 from .activecampaign import ActiveCampaign
+from .awsauth import AwsAuth
 from .base import (COMMON_FAULTS, PROVIDERS, Request, Response, dumps,
                    encode, loads)
 from .eventbridge import MAX_SKEW, EventBridge
@@ -70,6 +71,7 @@ class Emulator:
             "persona": Persona(self),
             "workato": Workato(self),
         }
+        self.aws_auth = AwsAuth(self)     # STS, IMDS, container, SSO
         self._lock = threading.RLock()
         self._records = []
         self._counts = Counter()
@@ -252,6 +254,7 @@ class Emulator:
                 prov.endless_epoch += 1
                 if hasattr(prov, "endless_active"):
                     prov.endless_active = False
+            self.aws_auth.reset()
         self.clear_requests()
 
     # --- request handling ------------------------------------------------------
@@ -571,7 +574,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 for k, v in self.headers.items():
                     k = k.lower()
                     headers[k] = headers[k] + ", " + v if k in headers else v
-                resp, _ = emu._serve(Request(self.command, self.path, headers, body))
+                req = Request(self.command, self.path, headers, body)
+                if emu.aws_auth.claims(req):
+                    resp = emu.aws_auth.serve(req)
+                else:
+                    resp, _ = emu._serve(req)
         except Exception as exc:
             log.exception("emulator: unexpected error")
             resp = Response(500, dumps({"message": "emulator internal error",

@@ -61,6 +61,8 @@ def daemon_env(home, extra=None):
         "NANGO_SECRET_KEY": CREDENTIALS["nango"],
         "PERSONA_API_KEY": CREDENTIALS["persona"],
         "WORKATO_API_TOKEN": CREDENTIALS["workato"],
+        # No test may wait for (or reach) a real 169.254.169.254.
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
               "TSAN_OPTIONS"):

@@ -54,6 +54,8 @@ static void clear_env(void)
 
 	for (size_t i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
+	/* Never ask a real 169.254.169.254. */
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	snprintf(path, sizeof(path), "%s/missing-credentials", tmpdir);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
 	snprintf(path, sizeof(path), "%s/missing-config", tmpdir);
@@ -276,8 +278,8 @@ static void test_profile_creds(void)
 
 	/*
 	 * Regression (fixed): environment keys without a session token pick up the
-	 * aws_session_token of the default profile (aws_creds.c take()
-	 * merges the files into the environment credentials). The request
+	 * aws_session_token of the default profile (the profile files were
+	 * merged into the environment credentials). The request
 	 * then carries a token that belongs to other keys and AWS refuses it.
 	 */
 	env_creds(NULL);
