@@ -385,6 +385,25 @@ static void eb_describe_auth(void *state, char *buf, size_t len)
 	aws_resolver_describe(((struct eventbridge *)state)->aws, buf, len);
 }
 
+/*
+ * The account behind the listing: which credential source (the chain's
+ * description without its expiry, which moves) and, for keys from the
+ * environment, the access key id (not a secret; it names the key's
+ * account). The signing keys and session token rotate, so the request's
+ * headers cannot stand for the account.
+ */
+static int eb_identity(void *state, char *buf, size_t len)
+{
+	const char *akid = getenv("AWS_ACCESS_KEY_ID");
+	char desc[256];
+
+	aws_resolver_describe(((struct eventbridge *)state)->aws, desc,
+			      sizeof(desc));
+	desc[strcspn(desc, ",")] = '\0';
+	snprintf(buf, len, "%s\n%s", desc, akid ? akid : "");
+	return 0;
+}
+
 static const char *eb_source_url(void *state)
 {
 	return ((struct eventbridge *)state)->endpoint;
@@ -408,4 +427,5 @@ const struct provider provider_eventbridge = {
 	.classify_error = eb_classify_error,
 	.source_url = eb_source_url,
 	.describe_auth = eb_describe_auth,
+	.identity = eb_identity,
 };
