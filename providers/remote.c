@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+#include "log.h"
 
 #define DEFAULT_CONCURRENCY 4
 #define DEFAULT_MAX_BODY_MB 64
@@ -80,6 +82,54 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 	return 0;
 }
 
+/*
+ * The CA bundle: the section's ca_file, else -o ca_file, else (EventBridge,
+ * as the AWS CLI does) AWS_CA_BUNDLE. A path that cannot be used is a
+ * configuration error now rather than a failed walk later.
+ */
+static int trust_keys(struct remote *r, struct conf_section *sec,
+		      const struct remote_defaults *d, struct http_opts *o,
+		      char *err)
+{
+	const char *key = "ca_file", *ca = conf_get(sec, key);
+	const char *px = conf_get(sec, "proxy");
+	char why[CONF_ERRLEN / 2];
+
+	if (!ca && d->ca_file)
+		ca = d->ca_file, key = "-o ca_file";
+	if (!ca && strcmp(r->prov->name, "eventbridge") == 0 &&
+	    getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE"))
+		ca = getenv("AWS_CA_BUNDLE"), key = "AWS_CA_BUNDLE";
+	if (ca && http_ca_check(ca, why, sizeof(why)))
+		return conf_error(sec, strcmp(key, "ca_file") ? NULL : key,
+				  err, "%s%s%s", strcmp(key, "ca_file") ?
+				  key : "", strcmp(key, "ca_file") ? ": " : "",
+				  why);
+	if (!px)
+		px = d->proxy;
+	if (px && http_proxy_check(px))
+		return conf_error(sec, conf_get(sec, "proxy") ? "proxy" : NULL,
+				  err, "not a proxy URL (http://HOST:PORT, "
+				  "https://HOST:PORT or none)");
+	o->ca_file = ca;
+	o->proxy = px;
+	return 0;
+}
+
+/* Says which proxy the base URL uses, with any password masked. */
+static void log_proxy(const struct remote *r, const char *url)
+{
+	char line[1100];
+	char proxy[1024];
+
+	if (!url || http_proxy_pick_for(r->http, url, proxy, sizeof(proxy)) ||
+	    !proxy[0])
+		return;
+	snprintf(line, sizeof(line), "%s", proxy);
+	http_redact(line);
+	log_msg(LOG_INFO, "%s: via proxy %s", r->name, line);
+}
+
 static int leftover_keys(struct conf_section *sec, char *err)
 {
 	for (size_t i = 0; i < sec->nkv; i++)
@@ -94,6 +144,7 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 {
 	const char *type = conf_get(sec, "type");
 	const char *url = conf_get(sec, "url");
+	struct http_opts opts = { 0 };
 	struct remote *r;
 	char *base = NULL;
 	int rc;
@@ -118,15 +169,19 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 				  "persona, workato)", type);
 	}
 	rc = generic_keys(r, sec, d, err);
+	if (!rc)
+		rc = trust_keys(r, sec, d, &opts, err);
 	if (!rc && url)
 		rc = conf_url(sec, "url", url, &base, err);
 	if (!rc)
 		rc = r->prov->configure(sec, base, &r->state, err);
-	free(base);
 	if (!rc)
 		rc = leftover_keys(sec, err);
-	if (!rc && !(r->http = http_client_new()))
+	if (!rc && !(r->http = http_client_new(&opts)))
 		rc = -ENOMEM;
+	if (!rc)
+		log_proxy(r, base);
+	free(base);
 	if (rc) {
 		remote_free(r);
 		return rc;
