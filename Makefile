@@ -9,7 +9,8 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 PKGS       := fuse3 libcurl libcjson
 DEB_PKGS   := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
-              libcjson-dev python3 python3-pytest rsync attr jq clang
+              libcjson-dev python3 python3-pytest rsync attr jq clang \
+              openssl valgrind
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g
