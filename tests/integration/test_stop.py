@@ -104,3 +104,14 @@ def test_unmount_during_sighup_refresh(mount, fresh_emu):
     assert rc == 0, m.output()
     assert sum(fresh_emu.count(p) for p in SLOW) == 1
 
+
+
+def test_no_invalid_idle_threads_warning(mount, fresh_emu):
+    """libfuse 3.14 logs "Ignoring invalid max threads value 4294967295"
+    when given its own "not set" value for max_idle_threads."""
+    fresh_emu.generate("nango", 3)
+    m = mount({"nango": {}})
+    assert len(os.listdir(m.path("nango"))) == 3
+    assert m.unmount() == 0
+    assert "Ignoring invalid max threads" not in m.output()
+    assert "invalid" not in m.output().lower()
