@@ -4,15 +4,28 @@ threads) and Nango (windows of concurrent pages until a short one), three
 times each (fresh connections, then reused ones), with connections
 reset by the server now and then. Any invalid read or write,
 use of uninitialised memory or definite leak makes valgrind exit 99 and
-the mount fixture fails the test. Skipped when valgrind is missing."""
+the mount fixture fails the test. Skipped when valgrind is missing and
+for sanitizer builds."""
 
 import os
 import shutil
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None,
-                                reason="valgrind is not installed")
+from conftest import BINARY
+
+
+def sanitized():
+    """An ASan build (make SAN=1) cannot run under valgrind."""
+    with open(BINARY, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("valgrind") is None,
+                       reason="valgrind is not installed"),
+    pytest.mark.skipif(sanitized(), reason="ASan build: run without SAN=1"),
+]
 
 VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99",
             "--leak-check=full", "--errors-for-leak-kinds=definite",

@@ -198,11 +198,13 @@ static void write_file(const char *path, const char *text)
 static void test_ca_check(void)
 {
 	char dir[] = "/tmp/connfs-test-http-XXXXXX", good[64], bad[64];
+	char missing[64];
 	char why[256];
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(good, sizeof(good), "%s/ca.pem", dir);
 	snprintf(bad, sizeof(bad), "%s/not.pem", dir);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
 	write_file(good, "junk\n-----BEGIN CERTIFICATE-----\nMIIB\n"
 		   "-----END CERTIFICATE-----\n");
 	write_file(bad, "just text\n");
@@ -211,10 +213,8 @@ static void test_ca_check(void)
 	CHECK(strstr(why, "no PEM certificate") != NULL);
 	CHECK_INT(http_ca_check(dir, why, sizeof(why)), -EINVAL);
 	CHECK(strstr(why, "not a regular file") != NULL);
-	strcat(dir, "/missing");
-	CHECK_INT(http_ca_check(dir, why, sizeof(why)), -ENOENT);
+	CHECK_INT(http_ca_check(missing, why, sizeof(why)), -ENOENT);
 	CHECK(strstr(why, "No such file") != NULL);
-	dir[strlen(dir) - 8] = '\0';
 	unlink(good);
 	unlink(bad);
 	rmdir(dir);
