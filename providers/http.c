@@ -1,9 +1,11 @@
 /*
- * The libcurl layer. A client owns a share handle (DNS cache and TLS
- * sessions only) and a small stack of easy handles; each easy handle keeps
- * its own connections, so sequential requests reuse one and concurrent
- * page fetches each use their own. Redirects are not followed: a token
- * must never travel to another host. The proxy and CA bundle of every
+ * The libcurl layer. A client owns a small stack of easy handles, a share
+ * handle for the DNS cache and TLS sessions, and a driver: one multi
+ * handle and the one thread that runs every transfer of the client on it,
+ * so concurrent page fetches share its connections (multiplexed over
+ * HTTP/2 where the server offers it) without ever sharing a connection
+ * cache between threads. Redirects are not followed: a token must never
+ * travel to another host. The proxy and CA bundle of every
  * request are set explicitly, so libcurl never picks a proxy from the
  * environment by itself. Nothing here logs.
  */
@@ -21,6 +23,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "http_driver.h"
 
 #define POOL_MAX 16
 
@@ -30,6 +33,7 @@ struct http_client {
 	char *https_proxy;
 	char *http_proxy;
 	char *no_proxy;
+	struct http_driver *drv;
 	CURLSH *share;
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
@@ -216,7 +220,8 @@ struct http_client *http_client_new(const struct http_opts *opts)
 		pthread_mutex_init(&c->share_lock[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
 	c->share = curl_share_init();
-	if (!c->share || client_opts(c, opts)) {
+	c->drv = http_driver_new();
+	if (!c->share || !c->drv || client_opts(c, opts)) {
 		http_client_free(c);
 		return NULL;
 	}
@@ -232,6 +237,7 @@ void http_client_free(struct http_client *c)
 {
 	if (!c)
 		return;
+	http_driver_free(c->drv);
 	for (size_t i = 0; i < c->npool; i++)
 		curl_easy_cleanup(c->pool[i]);
 	if (c->share)
@@ -361,6 +367,13 @@ static void setup(CURL *h, struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	/*
+	 * Over TLS, wait to learn whether a connection being set up speaks
+	 * HTTP/2 (and can carry this transfer too) before opening another.
+	 * Plain http is HTTP/1.1 here: one connection per transfer at once.
+	 */
+	curl_easy_setopt(h, CURLOPT_PIPEWAIT,
+			 strncasecmp(req->url, "https:", 6) == 0 ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	/* "" (not NULL): no proxy at all, whatever the environment says. */
@@ -476,7 +489,7 @@ int http_do(struct http_client *c, const struct http_req *req,
 		return -ENOMEM;
 	}
 	setup(h, c, req, hdrs, timeout_ms < 1 ? 1 : timeout_ms, &s, errbuf);
-	cc = curl_easy_perform(h);
+	cc = http_driver_perform(c->drv, h);
 	if (cc == CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 		resp->body = s.body.p;

@@ -1,7 +1,7 @@
 /*
  * The one HTTP layer: requests as plain data (so providers can build them
  * without any transport), and a client that performs them with libcurl over
- * a pool of reused connections. Redirects are never followed, TLS is always
+ * reused connections. Redirects are never followed, TLS is always
  * verified (no switch turns it off), bodies are capped, and every request
  * gets the same trust and proxy policy (http_policy.c): loopback and the
  * cloud metadata addresses never go through a proxy, and plain http:// is
@@ -94,12 +94,15 @@ void http_client_free(struct http_client *c);
  * any user:password@ in URLs masked.
  *
  * Thread safety: any number of threads may call http_do() on one client at
- * once. Each call takes an easy handle from the client's pool for itself,
- * so a handle (and the connections it keeps open for reuse) is only ever
- * used by one thread at a time; across threads the client shares only
- * libcurl's DNS cache and TLS session IDs, under its own locks. libcurl's
- * connection cache is never shared: libcurl does not support that between
- * concurrent transfers (https://curl.se/libcurl/c/CURLSHOPT_SHARE.html).
+ * once. Each call sets up an easy handle of its own (from the client's
+ * pool) and hands it to the client's transfer thread, which alone drives
+ * the client's libcurl multi handle: every transfer of the client, from
+ * any thread, runs there and reuses its connections (HTTP/2 multiplexing
+ * where offered). The client's share handle holds only the DNS cache and
+ * TLS session IDs, under locks; no connection cache is ever used by two
+ * threads, which libcurl does not support
+ * (https://curl.se/libcurl/c/CURLSHOPT_SHARE.html). The transfer thread
+ * starts with the first request, so clients may be built before a fork().
  * http_client_new() and http_client_free() must not race with calls on the
  * same client; http_set_transport() is for single-threaded test setup.
  */

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -84,50 +83,54 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 
 /*
  * The CA bundle: the section's ca_file, else -o ca_file, else (EventBridge,
- * as the AWS CLI does) AWS_CA_BUNDLE. A path that cannot be used is a
- * configuration error now rather than a failed walk later.
+ * as the AWS CLI does) AWS_CA_BUNDLE; the proxy: the section's, else
+ * -o proxy, else the environment (read by the HTTP client). A value that
+ * cannot be used is a configuration error now, not a failed walk later.
  */
 static int trust_keys(struct remote *r, struct conf_section *sec,
 		      const struct remote_defaults *d, struct http_opts *o,
 		      char *err)
 {
-	const char *key = "ca_file", *ca = conf_get(sec, key);
-	const char *px = conf_get(sec, "proxy");
+	const char *ca = conf_get(sec, "ca_file"), *px = conf_get(sec, "proxy");
+	const char *from = NULL;	/* where ca came from if not the key */
 	char why[CONF_ERRLEN / 2];
 
-	if (!ca && d->ca_file)
-		ca = d->ca_file, key = "-o ca_file";
-	if (!ca && strcmp(r->prov->name, "eventbridge") == 0 &&
-	    getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE"))
-		ca = getenv("AWS_CA_BUNDLE"), key = "AWS_CA_BUNDLE";
+	if (!ca && d->ca_file) {
+		ca = d->ca_file;
+		from = "-o ca_file";
+	} else if (!ca && strcmp(r->prov->name, "eventbridge") == 0) {
+		ca = getenv("AWS_CA_BUNDLE");
+		ca = ca && *ca ? ca : NULL;
+		from = "AWS_CA_BUNDLE";
+	}
 	if (ca && http_ca_check(ca, why, sizeof(why)))
-		return conf_error(sec, strcmp(key, "ca_file") ? NULL : key,
-				  err, "%s%s%s", strcmp(key, "ca_file") ?
-				  key : "", strcmp(key, "ca_file") ? ": " : "",
-				  why);
-	if (!px)
-		px = d->proxy;
+		return from ? conf_error(sec, NULL, err, "%s: %s", from, why) :
+			      conf_error(sec, "ca_file", err, "%s", why);
 	if (px && http_proxy_check(px))
-		return conf_error(sec, conf_get(sec, "proxy") ? "proxy" : NULL,
-				  err, "not a proxy URL (http://HOST:PORT, "
-				  "https://HOST:PORT or none)");
+		return conf_error(sec, "proxy", err, "not a proxy URL "
+				  "(http://HOST:PORT, https://HOST:PORT or "
+				  "none)");
+	if (!px && (px = d->proxy) && http_proxy_check(px))
+		return conf_error(sec, NULL, err, "-o proxy: not a proxy URL "
+				  "(http://HOST:PORT, https://HOST:PORT or "
+				  "none)");
 	o->ca_file = ca;
 	o->proxy = px;
 	return 0;
 }
 
-/* Says which proxy the base URL uses, with any password masked. */
-static void log_proxy(const struct remote *r, const char *url)
+/* Says which proxy the account's URL uses, with any password masked. */
+static void log_proxy(const struct remote *r)
 {
-	char line[1100];
+	const char *url = r->prov->source_url ?
+			  r->prov->source_url(r->state) : NULL;
 	char proxy[1024];
 
 	if (!url || http_proxy_pick_for(r->http, url, proxy, sizeof(proxy)) ||
 	    !proxy[0])
 		return;
-	snprintf(line, sizeof(line), "%s", proxy);
-	http_redact(line);
-	log_msg(LOG_INFO, "%s: via proxy %s", r->name, line);
+	http_redact(proxy);
+	log_msg(LOG_INFO, "%s: via proxy %s", r->name, proxy);
 }
 
 static int leftover_keys(struct conf_section *sec, char *err)
@@ -179,9 +182,9 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 		rc = leftover_keys(sec, err);
 	if (!rc && !(r->http = http_client_new(&opts)))
 		rc = -ENOMEM;
-	if (!rc)
-		log_proxy(r, base);
 	free(base);
+	if (!rc)
+		log_proxy(r);
 	if (rc) {
 		remote_free(r);
 		return rc;
