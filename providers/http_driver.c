@@ -14,8 +14,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Longest wait in curl_multi_poll(), so progress callbacks run often. */
+/*
+ * Longest wait in curl_multi_poll() while transfers run, so that progress
+ * callbacks run often; idle, only a new transfer (curl_multi_wakeup())
+ * or the stop request wakes the thread.
+ */
 #define POLL_MS 100
+#define IDLE_MS 600000
 
 struct job {
 	CURL *h;
@@ -104,7 +109,7 @@ static void *drive(void *arg)
 		reap(d);
 		if (curl_multi_timeout(d->multi, &wait) || wait < 0 ||
 		    wait > POLL_MS)
-			wait = POLL_MS;
+			wait = running ? POLL_MS : IDLE_MS;
 		curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
 	}
 	return NULL;
