@@ -11,7 +11,7 @@ DESTDIR    ?=
 PKGS       := fuse3 libcurl libcjson sqlite3 libcrypto
 DEB_PKGS   := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
               libcjson-dev python3 python3-pytest rsync attr jq clang \
-              libsqlite3-dev sqlite3 libssl-dev
+              libsqlite3-dev sqlite3 libssl-dev openssl valgrind
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g

@@ -10,6 +10,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "connfs.h"
 #include "control.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 #include "status.h"
@@ -29,6 +31,8 @@ struct options {
 	char *ttl;
 	char *timeout;
 	char *deadline;
+	char *ca_file;
+	char *proxy;
 	char *loglevel;
 	char *logfile;
 	int uid;
@@ -48,6 +52,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("ttl=%s", ttl),
 	OPT("timeout=%s", timeout),
 	OPT("deadline=%s", deadline),
+	OPT("ca_file=%s", ca_file),
+	OPT("proxy=%s", proxy),
 	OPT("loglevel=%s", loglevel),
 	OPT("logfile=%s", logfile),
 	OPT("uid=%d", uid),
@@ -100,6 +106,10 @@ static void usage(const char *prog)
 	       "    -o ttl=SECONDS       listing cache lifetime (default 60)\n"
 	       "    -o timeout=SECONDS   per HTTP request (default 10)\n"
 	       "    -o deadline=SECONDS  per listing walk (default 30)\n"
+	       "    -o ca_file=PATH      trusted CA bundle (PEM) for every "
+	       "directory\n"
+	       "    -o proxy=URL|none    proxy for every directory (default "
+	       "from https_proxy)\n"
 	       "    -o loglevel=LEVEL    error, warn, info or debug\n"
 	       "    -o logfile=PATH      log to a file instead of "
 	       "stderr/syslog\n"
@@ -161,7 +171,10 @@ static int load_config(const struct options *o, struct config *cfg)
 /* Builds every account: all configuration errors surface here. */
 static int build(const struct options *o, struct connfs *fs)
 {
-	struct remote_defaults d = { .ttl = 60, .timeout = 10, .deadline = 30 };
+	struct remote_defaults d = {
+		.ttl = 60, .timeout = 10, .deadline = 30,
+		.ca_file = o->ca_file, .proxy = o->proxy,
+	};
 	struct remote **remotes = NULL;
 	struct config cfg;
 	char err[CONF_ERRLEN];
@@ -226,14 +239,69 @@ static int setup_logging(const struct options *o, bool debug)
 	return 0;
 }
 
-/* SIGHUP refreshes every directory, from a thread of its own. */
+/*
+ * SIGHUP refreshes every directory, from a thread of its own. SIGINT and
+ * SIGTERM first abort every walk in flight (http_abort_all()), then hand
+ * over to libfuse's handler, which ends the session loop: the loop waits
+ * for its workers, and a worker in a walk only returns once the walk ends.
+ */
 static sem_t hup;
 static volatile sig_atomic_t stopping;
+static struct sigaction fuse_int, fuse_term;
 
 static void on_hup(int sig)
 {
 	(void)sig;
 	sem_post(&hup);
+}
+
+static void on_stop(int sig)
+{
+	const struct sigaction *fuse = sig == SIGINT ? &fuse_int : &fuse_term;
+
+	stopping = 1;
+	http_abort_all();
+	sem_post(&hup);
+	if (fuse->sa_flags & SA_SIGINFO)
+		return;
+	if (fuse->sa_handler != SIG_IGN && fuse->sa_handler != SIG_DFL)
+		fuse->sa_handler(sig);
+}
+
+/* Installed after libfuse's handlers, which on_stop() then calls. */
+static int catch_stop(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, &fuse_int) ||
+	    sigaction(SIGTERM, &sa, &fuse_term))
+		return -errno;
+	return 0;
+}
+
+static void uncatch_stop(void)
+{
+	sigaction(SIGINT, &fuse_int, NULL);
+	sigaction(SIGTERM, &fuse_term, NULL);
+}
+
+/*
+ * Blocks HUP, INT, TERM and QUIT in the calling thread, so that threads
+ * started now have them blocked (as libfuse's own workers do) and the
+ * signals reach the main thread, whose wait in the session loop they
+ * interrupt. *old is the mask to restore.
+ */
+static void block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
 static void *refresher(void *arg)
@@ -246,7 +314,7 @@ static void *refresher(void *arg)
 		if (stopping)
 			return NULL;
 		log_msg(LOG_INFO, "SIGHUP: refreshing every directory");
-		for (size_t i = 0; i < fs->ndirs; i++) {
+		for (size_t i = 0; i < fs->ndirs && !stopping; i++) {
 			size_t len;
 			char *line = status_refresh(&fs->dirs[i], &len);
 
@@ -271,9 +339,11 @@ static int start_refresher(struct connfs *fs, pthread_t *tid)
 	return sigaction(SIGHUP, &sa, NULL);
 }
 
+/* The session is over: nothing needs the network any more. */
 static void stop_refresher(pthread_t tid)
 {
 	stopping = 1;
+	http_abort_all();
 	sem_post(&hup);
 	pthread_join(tid, NULL);
 	sem_destroy(&hup);
@@ -291,7 +361,9 @@ static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *co)
 	if (!cfg)
 		return -1;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)co->clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
+	/* UINT_MAX means "not given"; libfuse 3.14 logs it as invalid. */
+	if (co->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
 	fuse_loop_cfg_set_max_threads(cfg, co->max_threads);
 	rc = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
@@ -302,14 +374,17 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 		 struct connfs *fs)
 {
 	struct fuse_session *se;
+	sigset_t old;
 	pthread_t tid;
-	int rc = 1;
+	int rc = 1, started;
 
 	se = fuse_session_new(args, &connfs_ops, sizeof(connfs_ops), fs);
 	if (!se)
 		return 1;
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
+	if (catch_stop())
+		goto out_signals;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
 	if (fuse_daemonize(co->foreground))
@@ -320,8 +395,11 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 	}
 	log_msg(LOG_INFO, "mounted %zu provider director%s on %s", fs->ndirs,
 		fs->ndirs == 1 ? "y" : "ies", co->mountpoint);
+	block_signals(&old);
 	notify_start(se);
-	if (start_refresher(fs, &tid)) {
+	started = start_refresher(fs, &tid);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started) {
 		notify_stop();
 		goto out_unmount;
 	}
@@ -332,6 +410,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
+	uncatch_stop();
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
@@ -454,6 +533,8 @@ static void free_options(struct options *o)
 	free(o->ttl);
 	free(o->timeout);
 	free(o->deadline);
+	free(o->ca_file);
+	free(o->proxy);
 	free(o->loglevel);
 	free(o->logfile);
 	free(o->nonopt[0]);

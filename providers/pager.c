@@ -5,7 +5,9 @@
  * only where a retry can help (network, 429, 5xx, throttling codes) with
  * jittered exponential backoff that honours Retry-After, and the whole walk
  * shares one deadline. Repeated cursors and runaway page counts stop the
- * walk instead of looping forever.
+ * walk instead of looping forever. http_abort_all() stops every walk at
+ * its next request, retry wait or rate-limit wait, and ends transfers in
+ * flight.
  */
 #include <errno.h>
 #include <math.h>
@@ -86,6 +88,12 @@ static bool failed(struct walk *w)
 	f = w->failed != 0;
 	pthread_mutex_unlock(&w->lock);
 	return f;
+}
+
+static int stopped(struct walk *w)
+{
+	return fail(w, -ECANCELED, 0, "%s: listing stopped: connfs is "
+		    "shutting down", w->r->name);
 }
 
 static void count(struct remote *r, unsigned requests, unsigned retries)
@@ -192,8 +200,10 @@ static int request(struct walk *w, const struct page_req *pr,
 	memset(e, 0, sizeof(*e));
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
-	if (left <= 0 || ratelimit_acquire(&r->rl, w->deadline))
+	if (left <= 0)
 		return -ETIMEDOUT;
+	if ((rc = ratelimit_acquire(&r->rl, w->deadline)))
+		return rc;
 	left = w->deadline - mono_now();
 	if (left * 1000 < tmo)
 		tmo = (long)(left * 1000);
@@ -212,6 +222,18 @@ static int request(struct walk *w, const struct page_req *pr,
 		e->cls = API_FATAL;
 		snprintf(e->msg, sizeof(e->msg), "response larger than %zu MiB"
 			 " (max_body_mb); not parsed", r->max_body >> 20);
+		return -EIO;
+	}
+	if (rc == -ECANCELED)
+		return rc;
+	if (rc == -EPROTO || rc == -EPERM || rc == -EINVAL) {
+		/* Refused certificate or URL: a retry would change nothing. */
+		e->cls = API_FATAL;
+		api_text(e->msg, sizeof(e->msg), rc == -EPROTO ?
+			 "TLS certificate refused: " : "", rc == -EPROTO ?
+			 25 : 0);
+		api_text(e->msg + strlen(e->msg), sizeof(e->msg) -
+			 strlen(e->msg), resp->err, strlen(resp->err));
 		return -EIO;
 	}
 	if (rc == -ETIMEDOUT || rc == -EIO) {
@@ -252,6 +274,8 @@ static int fetch(struct walk *w, const struct page_req *pr, struct page *pg)
 			return 0;
 		}
 		http_resp_release(&resp);
+		if (rc == -ECANCELED)
+			return stopped(w);
 		if (rc == -ETIMEDOUT && !e.msg[0])
 			return fail(w, -ETIMEDOUT, 0, "%s: deadline of %.0f s "
 				    "reached", r->name, r->deadline_ms / 1e3);
@@ -270,7 +294,8 @@ static int fetch(struct walk *w, const struct page_req *pr, struct page *pg)
 		log_msg(LOG_INFO, "%s: %s (HTTP %ld); retry %u in %.1f s",
 			r->name, e.msg, e.status, attempt + 1, delay);
 		count(r, 0, 1);
-		sleep_secs(delay);
+		if (sleep_secs(delay))
+			return stopped(w);
 		if (failed(w))
 			return w->failed;
 	}

@@ -1,12 +1,15 @@
 /*
  * Token bucket with reservations: a caller takes its token up front (the
  * count may go negative) and sleeps until its turn, so waiting callers are
- * served in order without a condition variable.
+ * served in order without a condition variable. Waits end early when the
+ * daemon stops (http_abort_all()).
  */
 #include "ratelimit.h"
 
 #include <errno.h>
 #include <time.h>
+
+#include "http.h"
 
 double mono_now(void)
 {
@@ -16,16 +19,23 @@ double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void sleep_secs(double secs)
-{
-	struct timespec ts;
+#define SLICE 0.05
 
-	if (secs <= 0)
-		return;
-	ts.tv_sec = (time_t)secs;
-	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+int sleep_secs(double secs)
+{
+	double end = mono_now() + secs, left;
+
+	while (!http_aborted() && (left = end - mono_now()) > 0) {
+		struct timespec ts;
+
+		if (left > SLICE)
+			left = SLICE;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	return http_aborted() ? -ECANCELED : 0;
 }
 
 void ratelimit_init(struct ratelimit *rl, double rate, double burst)
@@ -66,8 +76,7 @@ int ratelimit_acquire(struct ratelimit *rl, double deadline)
 	if (rl->rate > 0)
 		rl->tokens -= 1;
 	pthread_mutex_unlock(&rl->lock);
-	sleep_secs(wait);
-	return 0;
+	return sleep_secs(wait);
 }
 
 void ratelimit_pause(struct ratelimit *rl, double until)

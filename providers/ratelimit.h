@@ -21,7 +21,8 @@ void ratelimit_init(struct ratelimit *rl, double rate, double burst);
 void ratelimit_destroy(struct ratelimit *rl);
 /*
  * Takes one token, sleeping as needed. -ETIMEDOUT (and no token taken) when
- * it cannot be had before deadline (monotonic seconds).
+ * it cannot be had before deadline (monotonic seconds); -ECANCELED when
+ * http_abort_all() ends the wait.
  */
 int ratelimit_acquire(struct ratelimit *rl, double deadline);
 /* Holds every caller back until `until` (monotonic seconds). */
@@ -29,7 +30,11 @@ void ratelimit_pause(struct ratelimit *rl, double until);
 
 /* Monotonic clock in seconds. */
 double mono_now(void);
-/* Sleeps for secs seconds (restarting after signals). */
-void sleep_secs(double secs);
+/*
+ * Sleeps for secs seconds (restarting after signals). Returns 0, or
+ * -ECANCELED as soon as http_abort_all() has been called (checked every
+ * 50 ms).
+ */
+int sleep_secs(double secs);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "log.h"
 
 #define DEFAULT_CONCURRENCY 4
 #define DEFAULT_MAX_BODY_MB 64
@@ -95,6 +96,58 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 	return 0;
 }
 
+/*
+ * The CA bundle: the section's ca_file, else -o ca_file, else (EventBridge,
+ * as the AWS CLI does) AWS_CA_BUNDLE; the proxy: the section's, else
+ * -o proxy, else the environment (read by the HTTP client). A value that
+ * cannot be used is a configuration error now, not a failed walk later.
+ */
+static int trust_keys(struct remote *r, struct conf_section *sec,
+		      const struct remote_defaults *d, struct http_opts *o,
+		      char *err)
+{
+	const char *ca = conf_get(sec, "ca_file"), *px = conf_get(sec, "proxy");
+	const char *from = NULL;	/* where ca came from if not the key */
+	char why[CONF_ERRLEN / 2];
+
+	if (!ca && d->ca_file) {
+		ca = d->ca_file;
+		from = "-o ca_file";
+	} else if (!ca && strcmp(r->prov->name, "eventbridge") == 0) {
+		ca = getenv("AWS_CA_BUNDLE");
+		ca = ca && *ca ? ca : NULL;
+		from = "AWS_CA_BUNDLE";
+	}
+	if (ca && http_ca_check(ca, why, sizeof(why)))
+		return from ? conf_error(sec, NULL, err, "%s: %s", from, why) :
+			      conf_error(sec, "ca_file", err, "%s", why);
+	if (px && http_proxy_check(px))
+		return conf_error(sec, "proxy", err, "not a proxy URL "
+				  "(http://HOST:PORT, https://HOST:PORT or "
+				  "none)");
+	if (!px && (px = d->proxy) && http_proxy_check(px))
+		return conf_error(sec, NULL, err, "-o proxy: not a proxy URL "
+				  "(http://HOST:PORT, https://HOST:PORT or "
+				  "none)");
+	o->ca_file = ca;
+	o->proxy = px;
+	return 0;
+}
+
+/* Says which proxy the account's URL uses, with any password masked. */
+static void log_proxy(const struct remote *r)
+{
+	const char *url = r->prov->source_url ?
+			  r->prov->source_url(r->state) : NULL;
+	char proxy[1024];
+
+	if (!url || http_proxy_pick_for(r->http, url, proxy, sizeof(proxy)) ||
+	    !proxy[0])
+		return;
+	http_redact(proxy);
+	log_msg(LOG_INFO, "%s: via proxy %s", r->name, proxy);
+}
+
 static int leftover_keys(struct conf_section *sec, char *err)
 {
 	for (size_t i = 0; i < sec->nkv; i++)
@@ -109,6 +162,7 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 {
 	const char *type = conf_get(sec, "type");
 	const char *url = conf_get(sec, "url");
+	struct http_opts opts = { 0 };
 	struct remote *r;
 	char *base = NULL;
 	int rc;
@@ -133,18 +187,22 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 				  "persona, workato)", type);
 	}
 	rc = generic_keys(r, sec, d, err);
+	if (!rc)
+		rc = trust_keys(r, sec, d, &opts, err);
 	if (!rc && url)
 		rc = conf_url(sec, "url", url, &base, err);
 	if (!rc)
 		rc = r->prov->configure(sec, base, &r->state, err);
-	free(base);
 	if (!rc)
 		rc = leftover_keys(sec, err);
 	if (!rc && (rc = remote_identity(r, sec)))
 		conf_error(sec, NULL, err, "cannot build the first request: %s",
 			   strerror(-rc));
-	if (!rc && !(r->http = http_client_new()))
+	if (!rc && !(r->http = http_client_new(&opts)))
 		rc = -ENOMEM;
+	free(base);
+	if (!rc)
+		log_proxy(r);
 	if (rc) {
 		remote_free(r);
 		return rc;

@@ -21,6 +21,8 @@ struct remote_defaults {
 	double ttl;		/* seconds a listing stays fresh */
 	double timeout;		/* seconds per HTTP request */
 	double deadline;	/* seconds per walk (per file-system op) */
+	const char *ca_file;	/* PEM CA bundle for every section, or NULL */
+	const char *proxy;	/* proxy URL or "none" for every section */
 };
 
 /* Counters of one walk, for status and tests. */

@@ -397,7 +397,7 @@ int aws_resolver_new(const char *profile, struct aws_resolver **out,
 		     char *err, size_t errlen)
 {
 	struct aws_resolver *r = calloc(1, sizeof(*r));
-	const char *name;
+	const char *name, *ca;
 	int rc;
 
 	*out = NULL;
@@ -411,7 +411,10 @@ int aws_resolver_new(const char *profile, struct aws_resolver **out,
 	r->cred_path = aws_file_path("AWS_SHARED_CREDENTIALS_FILE",
 				     "credentials");
 	r->conf_path = aws_file_path("AWS_CONFIG_FILE", "config");
-	r->ctx.http = http_client_new();
+	/* STS, SSO and the metadata services trust what the CLI trusts. */
+	ca = getenv("AWS_CA_BUNDLE");
+	r->ctx.http = http_client_new(&(struct http_opts){
+		.ca_file = ca && *ca ? ca : NULL });
 	if (!r->profile || !r->cred_path || !r->conf_path || !r->ctx.http) {
 		aws_resolver_free(r);
 		return -ENOMEM;

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -82,6 +83,7 @@ class Emulator:
         self._thread = None
         self._server = _Server((host, port), _Handler)
         self._server.emu = self
+        self._tls = []
         self.host = host
         if data is not None:
             self.load(data)
@@ -104,11 +106,31 @@ class Emulator:
             self._thread.start()
         return self
 
+    def listen_tls(self, certfile, keyfile):
+        """Also serve HTTPS with this certificate, on a new port of the
+        same host; returns the port. Same datasets and records."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certfile, keyfile)
+        srv = _Server((self.host, 0), _Handler)
+        srv.emu = self
+        srv.ssl_context = ctx
+        t = threading.Thread(target=srv.serve_forever,
+                             kwargs={"poll_interval": 0.05},
+                             name="emulator-tls", daemon=True)
+        t.start()
+        self._tls.append((srv, t))
+        return srv.server_address[1]
+
     def stop(self):
         """Stop serving, end slow requests and drop open connections."""
         if self._stopping.is_set():
             return
         self._stopping.set()
+        for srv, t in self._tls:
+            srv.shutdown()
+            srv.server_close()
+            srv.close_all()
+            t.join(5)
         if self._thread is not None:
             self._server.shutdown()
         self._server.server_close()
@@ -482,6 +504,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128
+    ssl_context = None
 
     def __init__(self, *args, **kw):
         self._conns = set()
@@ -500,6 +523,22 @@ class _Server(http.server.ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs in the request's own thread: a client
+        # that refuses the certificate only ends its own connection.
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request,
+                                                       server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+            try:
+                super().finish_request(request, client_address)
+            finally:
+                request.close()
+            return
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         log.debug("emulator: connection error from %s", client_address,

@@ -133,7 +133,8 @@ def process_gone(pid, wait=10):
 class Mount:
     """A running connfs daemon and its mount point."""
 
-    def __init__(self, tmp, emu, sections, options=(), env=None):
+    def __init__(self, tmp, emu, sections, options=(), env=None,
+                 wrapper=()):
         self.dir = str(tmp / "mnt")
         os.makedirs(self.dir, exist_ok=True)
         self.log = str(tmp / "connfs.log")
@@ -147,11 +148,12 @@ class Mount:
                 "loglevel=debug"] + list(options)
         self.errfile = str(tmp / "stderr")
         self.stderr = open(self.errfile, "w")
+        # wrapper: a command to run the daemon under (valgrind).
         self.proc = subprocess.Popen(
-            [BINARY, "-f", "-o", ",".join(opts), self.dir],
+            list(wrapper) + [BINARY, "-f", "-o", ",".join(opts), self.dir],
             env=daemon_env(tmp, env), stdin=subprocess.DEVNULL,
             stdout=self.stderr, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
+        deadline = time.time() + (120 if wrapper else 15)
         while not is_mounted(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("connfs did not mount: " + self.output())
@@ -213,9 +215,9 @@ def mount(tmp_path, fresh_emu):
     """Factory: mount(sections, options=..., env=...) → Mount."""
     mounts = []
 
-    def make(sections, options=(), env=None):
+    def make(sections, options=(), env=None, wrapper=()):
         m = Mount(tmp_path / ("m%d" % len(mounts)), fresh_emu, sections,
-                  options, env)
+                  options, env, wrapper)
         mounts.append(m)
         return m
 

@@ -659,7 +659,7 @@ static int h_503_wait(struct fake *f, int n, const struct http_req *req,
 	(void)f;
 	(void)n;
 	(void)req;
-	header(resp, "Retry-After", "5");
+	header(resp, "Retry-After", "30");
 	return reply(resp, 503, NULL);
 }
 
@@ -680,6 +680,71 @@ static void test_deadline(void)
 	CHECK_INT(werr.err, -ETIMEDOUT);
 	CHECK_INT(werr.status, 503);
 	expect_msg(&werr, "deadline");
+	sink_free(&s);
+	remote_free(r);
+}
+
+/* http_do() refused the server's certificate: a retry changes nothing. */
+static int h_cert(struct fake *f, int n, const struct http_req *req,
+		  struct http_resp *resp)
+{
+	(void)f;
+	(void)n;
+	(void)req;
+	transport_error(resp, "SSL certificate problem: certificate has "
+			"expired");
+	return -EPROTO;
+}
+
+static void test_tls_refused(void)
+{
+	struct remote *r = mk_eb(NULL);
+	struct walk_error werr;
+	struct sink s;
+
+	if (!r)
+		return;
+	CHECK_INT(walk(r, h_cert, &s, &werr), -EIO);
+	CHECK_INT(calls(), 1);
+	CHECK_INT(last_stats(r).retries, 0);
+	expect_msg(&werr, "TLS certificate refused: SSL certificate problem: "
+		   "certificate has expired");
+	sink_free(&s);
+	remote_free(r);
+}
+
+static void *abort_soon(void *arg)
+{
+	(void)arg;
+	while (calls() == 0)
+		sleep_secs(0.01);
+	http_abort_all();
+	return NULL;
+}
+
+/*
+ * http_abort_all() ends a walk waiting out a 30 s Retry-After, and every
+ * later walk before its first request. Irreversible: runs last.
+ */
+static void test_abort(void)
+{
+	static const char *const slow[] = { "deadline", "60", NULL };
+	struct remote *r = mk_eb(slow);
+	struct walk_error werr;
+	struct sink s;
+	pthread_t tid;
+
+	if (!r)
+		return;
+	pthread_create(&tid, NULL, abort_soon, NULL);
+	CHECK_INT(walk(r, h_503_wait, &s, &werr), -ECANCELED);
+	pthread_join(tid, NULL);
+	CHECK_INT(calls(), 1);
+	expect_msg(&werr, "listing stopped: connfs is shutting down");
+	sink_free(&s);
+	CHECK_INT(walk(r, h_three, &s, &werr), -ECANCELED);
+	CHECK_INT(calls(), 0);
+	CHECK_INT(s.pages, 0);
 	sink_free(&s);
 	remote_free(r);
 }
@@ -1078,7 +1143,9 @@ int main(void)
 	test_persona();
 	test_workato();
 	test_rate_deadline();
-	test_build_failure();	/* last: crashes until fixed */
+	test_build_failure();
+	test_tls_refused();
+	test_abort();		/* last: there is no undo */
 
 	http_set_transport(NULL, NULL);
 	fake_reset(NULL);
