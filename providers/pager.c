@@ -277,7 +277,7 @@ static int fetch(struct walk *w, const struct page_req *pr, struct page *pg)
 		if (rc == -ECANCELED)
 			return stopped(w);
 		if (rc == -ETIMEDOUT && !e.msg[0])
-			return fail(w, -ETIMEDOUT, 0, "%s: deadline of %.0f s "
+			return fail(w, -ETIMEDOUT, 0, "%s: walk_limit of %.0f s "
 				    "reached", r->name, r->deadline_ms / 1e3);
 		if (e.cls == API_RESTART)
 			return WALK_RESTART;

@@ -772,7 +772,7 @@ static void test_rate_deadline(void)
 	CHECK_INT(walk(r, h_three, &s, &werr), -ETIMEDOUT);
 	CHECK(mono() - t0 < 0.5);
 	CHECK_INT(calls(), 1);
-	expect_msg(&werr, "deadline");
+	expect_msg(&werr, "walk_limit");
 	sink_free(&s);
 	remote_free(r);
 }
