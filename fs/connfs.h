@@ -64,6 +64,11 @@ struct connfs {
 /* Builds one dir per remote (takes ownership of the remotes). */
 int connfs_init(struct connfs *fs, struct remote **remotes, size_t n);
 void connfs_release(struct connfs *fs);
+/*
+ * Serves every directory's saved listing (persist.h), if it has one, and
+ * starts refreshing it. Once, after the daemon is in the background.
+ */
+void connfs_seed(struct connfs *fs);
 
 struct dir *connfs_dir_by_name(struct connfs *fs, const char *name);
 struct dir *connfs_dir_by_ino(struct connfs *fs, uint64_t ino);

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "persist.h"
 #include "status.h"
 
 enum {
@@ -29,8 +30,11 @@ enum {
 	CTL_STATUS_JSON = 4,
 	CTL_REFRESH_DIR = 5,
 	CTL_REFRESH_ALL = 6,
+	CTL_CHANGES = 7,
+	CTL_CHANGES_DIR = 8,
 	CTL_REFRESH_ONE = 1024,		/* + directory index */
-	CTL_END = 1024 + 65536,
+	CTL_CHANGES_ONE = 1024 + 65536,	/* + directory index */
+	CTL_END = 1024 + 2 * 65536,
 };
 
 #define NODE_BASE (1ULL << 32)		/* + rendering sequence number */
@@ -75,6 +79,55 @@ static bool is_refresh(struct connfs *fs, uint64_t ino)
 {
 	return ino == CTL_REFRESH_ALL ||
 	       (ino >= CTL_REFRESH_ONE && ino - CTL_REFRESH_ONE < fs->ndirs);
+}
+
+static bool is_changes(struct connfs *fs, uint64_t ino)
+{
+	return ino == CTL_CHANGES ||
+	       (ino >= CTL_CHANGES_ONE && ino - CTL_CHANGES_ONE < fs->ndirs);
+}
+
+/*
+ * The journal files: one inode each whose size grows as entries arrive
+ * (tail -f polls the size), rendered when the journal changed. A new
+ * rendering gets a new mtime, so the kernel drops pages it cached.
+ */
+static struct journal_file {
+	unsigned gen;
+	bool done;
+	char *data;
+	size_t len;
+	struct timespec mtime;
+} *journals;			/* every section's, then all; node_lock */
+static size_t njournals;
+
+/* The current rendering of a journal file; call with node_lock held. */
+static struct journal_file *journal_of(struct connfs *fs, uint64_t ino)
+{
+	size_t i = ino == CTL_CHANGES ? fs->ndirs : ino - CTL_CHANGES_ONE;
+	unsigned gen = persist_journal_gen();
+	struct journal_file *j;
+	char *data;
+	size_t len;
+
+	if (!journals && (journals = calloc(fs->ndirs + 1, sizeof(*journals))))
+		njournals = fs->ndirs + 1;
+	if (!journals)
+		return NULL;
+	j = &journals[i];
+	if (j->done && j->gen == gen)
+		return j;
+	if (persist_changes(ino == CTL_CHANGES ? NULL :
+			    fs->dirs[i].remote->name, &data, &len))
+		return j->done ? j : NULL;
+	if (!j->done || len != j->len || memcmp(data, j->data, len))
+		clock_gettime(CLOCK_REALTIME, &j->mtime);
+	free(j->data);
+	j->data = data;
+	j->len = len;
+	j->gen = gen;
+	j->done = true;
+	return j;
 }
 
 static size_t refresh_size(struct connfs *fs, uint64_t ino)
@@ -159,7 +212,16 @@ int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st)
 		attr(fs, ino, S_IFREG | 0400, refresh_size(fs, ino), &now, st);
 		return 0;
 	}
-	if (ino != CTL_DIR && ino != CTL_REFRESH_DIR)
+	if (is_changes(fs, ino)) {
+		struct journal_file *j;
+
+		pthread_mutex_lock(&node_lock);
+		if ((j = journal_of(fs, ino)))
+			attr(fs, ino, S_IFREG | 0444, j->len, &j->mtime, st);
+		pthread_mutex_unlock(&node_lock);
+		return j ? 0 : -EIO;
+	}
+	if (ino != CTL_DIR && ino != CTL_REFRESH_DIR && ino != CTL_CHANGES_DIR)
 		return -ENOENT;
 	attr(fs, ino, S_IFDIR | 0555, 0, &fs->started, st);
 	return 0;
@@ -169,15 +231,23 @@ int control_getattr(struct connfs *fs, uint64_t ino, struct stat *st)
 const char *control_child(struct connfs *fs, uint64_t dir, size_t i,
 			  struct stat *st)
 {
-	static const char *const top[] = { "status", "status.json", "refresh" };
+	static const char *const top[] = { "status", "status.json", "refresh",
+					   "changes", "changes.d" };
 	static const uint64_t top_ino[] = { CTL_STATUS, CTL_STATUS_JSON,
-					    CTL_REFRESH_DIR };
+					    CTL_REFRESH_DIR, CTL_CHANGES,
+					    CTL_CHANGES_DIR };
 	uint64_t ino;
 
 	if (dir == CTL_DIR) {
-		if (i >= 3 || control_getattr(fs, top_ino[i], st))
+		if (i >= 5 || control_getattr(fs, top_ino[i], st))
 			return NULL;
 		return top[i];
+	}
+	if (dir == CTL_CHANGES_DIR) {
+		if (i >= fs->ndirs ||
+		    control_getattr(fs, CTL_CHANGES_ONE + i, st))
+			return NULL;
+		return fs->dirs[i].remote->name;
 	}
 	if (dir != CTL_REFRESH_DIR || i > fs->ndirs)
 		return NULL;
@@ -256,6 +326,18 @@ int control_open(struct connfs *fs, uint64_t ino, char **data, size_t *len)
 {
 	if (ino >= NODE_BASE)
 		return node_copy(ino, data, len);
+	if (is_changes(fs, ino)) {
+		struct journal_file *j;
+		int rc = -EIO;
+
+		pthread_mutex_lock(&node_lock);
+		if ((j = journal_of(fs, ino)))
+			rc = (*data = malloc(j->len ? j->len : 1)) ?
+			     (memcpy(*data, j->data, *len = j->len), 0) :
+			     -ENOMEM;
+		pthread_mutex_unlock(&node_lock);
+		return rc;
+	}
 	if (!is_refresh(fs, ino))
 		return -EISDIR;
 	*data = refresh(fs, ino, len);
@@ -304,6 +386,15 @@ int control_read(struct connfs *fs, uint64_t ino, off_t off, size_t size,
 		pthread_mutex_unlock(&node_lock);
 		return rc;
 	}
+	if (is_changes(fs, ino)) {
+		struct journal_file *j;
+
+		pthread_mutex_lock(&node_lock);
+		j = journal_of(fs, ino);
+		rc = j ? slice(j->data, j->len, off, size, data, len) : -EIO;
+		pthread_mutex_unlock(&node_lock);
+		return rc;
+	}
 	if (!is_refresh(fs, ino))
 		return -EISDIR;
 	/* The refresh happens on the read at offset 0, outside the lock. */
@@ -333,5 +424,9 @@ void control_release(void)
 		free(results[i].data);
 	free(results);
 	results = NULL;
-	nresults = 0;
+	for (size_t i = 0; i < njournals; i++)
+		free(journals[i].data);
+	free(journals);
+	journals = NULL;
+	nresults = njournals = 0;
 }

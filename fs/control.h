@@ -7,6 +7,8 @@
  *   .connfs/status.json     the same as JSON
  *   .connfs/refresh/NAME    reading it refreshes directory NAME now
  *   .connfs/refresh/all     reading it refreshes every directory
+ *   .connfs/changes         the change journal, every directory (NDJSON)
+ *   .connfs/changes.d/NAME  the journal of directory NAME
  *
  * Refresh files are 0400: only the mount's owner (and root) may read them.
  * Each refresh result is one line padded to 256 bytes (the size must be

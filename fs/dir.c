@@ -12,6 +12,7 @@
 #include "log.h"
 #include "naming.h"
 #include "notify.h"
+#include "persist.h"
 #include "ratelimit.h"
 
 /* After a failed refresh, serve stale for this long before trying again. */
@@ -45,12 +46,17 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 	}
 	old = cache_peek(d->cache);
 	s = snap_builder_finish(&b, old);
-	snapshot_put(old);
 	snap_builder_release(&b);
 	if (!s) {
+		snapshot_put(old);
 		snprintf(err, errlen, "%s: out of memory", d->remote->name);
 		return -ENOMEM;
 	}
+	/* Saved before it is served, on this (the cache's) thread: readers
+	 * keep the old listing meanwhile. An unchanged listing is not. */
+	if (s != old)
+		persist_walked(d->remote->identity, d->remote->name, old, s);
+	snapshot_put(old);
 	remote_stats(d->remote, &walking, &cur, &last, &rate);
 	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",
 		d->remote->name, s->n, last.pages, last.requests);
@@ -130,6 +136,23 @@ int connfs_init(struct connfs *fs, struct remote **remotes, size_t n)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+void connfs_seed(struct connfs *fs)
+{
+	for (size_t i = 0; i < fs->ndirs; i++) {
+		struct dir *d = &fs->dirs[i];
+		struct snapshot *s;
+		double age;
+
+		if (persist_load(d->remote->identity, d->remote->name, d, &s,
+				 &age))
+			continue;
+		log_msg(LOG_INFO, "%s: serving the saved listing of %zu "
+			"connections, walked %.0f s ago", d->remote->name, s->n,
+			age);
+		cache_seed(d->cache, s, age);
+	}
 }
 
 void connfs_release(struct connfs *fs)

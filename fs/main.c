@@ -24,6 +24,7 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "persist.h"
 #include "status.h"
 
 struct options {
@@ -33,6 +34,9 @@ struct options {
 	char *deadline;
 	char *ca_file;
 	char *proxy;
+	char *cache_dir;
+	char *journal_days;
+	int nostore;
 	char *loglevel;
 	char *logfile;
 	int uid;
@@ -54,6 +58,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT("deadline=%s", deadline),
 	OPT("ca_file=%s", ca_file),
 	OPT("proxy=%s", proxy),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("nostore", nostore),
+	OPT("journal_days=%s", journal_days),
 	OPT("loglevel=%s", loglevel),
 	OPT("logfile=%s", logfile),
 	OPT("uid=%d", uid),
@@ -105,11 +112,17 @@ static void usage(const char *prog)
 	       "$XDG_CONFIG_HOME/connfs/config)\n"
 	       "    -o ttl=SECONDS       listing cache lifetime (default 60)\n"
 	       "    -o timeout=SECONDS   per HTTP request (default 10)\n"
-	       "    -o deadline=SECONDS  per listing walk (default 30)\n"
+	       "    -o deadline=SECONDS  longest an operation waits for a "
+	       "walk (default 30)\n"
 	       "    -o ca_file=PATH      trusted CA bundle (PEM) for every "
 	       "directory\n"
 	       "    -o proxy=URL|none    proxy for every directory (default "
 	       "from https_proxy)\n"
+	       "    -o cache_dir=PATH    listing store (default "
+	       "$XDG_CACHE_HOME/connfs, as root /var/cache/connfs)\n"
+	       "    -o nostore           no listing store, no change journal\n"
+	       "    -o journal_days=N    keep change journal entries N days "
+	       "(default 90)\n"
 	       "    -o loglevel=LEVEL    error, warn, info or debug\n"
 	       "    -o logfile=PATH      log to a file instead of "
 	       "stderr/syslog\n"
@@ -204,6 +217,48 @@ static int build(const struct options *o, struct connfs *fs)
 }
 
 static FILE *logfile;
+
+/* The listing store: where, and how long its journal lasts. */
+static struct {
+	char *dir;		/* NULL: -o nostore */
+	double journal_days;
+} store = { .journal_days = 90 };
+
+/* -o cache_dir, else the user's cache directory (root: /var/cache). */
+static int store_setup(const struct options *o)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char err[512] = "";
+	int rc;
+
+	if (parse_seconds("journal_days", o->journal_days,
+			  &store.journal_days))
+		return -EINVAL;
+	if (o->nostore)
+		return 0;
+	if (o->cache_dir)
+		store.dir = strdup(o->cache_dir);
+	else if (geteuid() == 0)
+		store.dir = strdup("/var/cache/connfs");
+	else if (xdg && xdg[0] == '/' && asprintf(&store.dir, "%s/connfs",
+						  xdg) < 0)
+		store.dir = NULL;
+	else if (!store.dir && home && home[0] == '/' &&
+		 asprintf(&store.dir, "%s/.cache/connfs", home) < 0)
+		store.dir = NULL;
+	if (!store.dir) {
+		fprintf(stderr, "connfs: no cache directory (set HOME, "
+			"XDG_CACHE_HOME or -o cache_dir, or use -o nostore)\n");
+		return -EINVAL;
+	}
+	/* Opened here only to refuse an unsafe store before mounting: a
+	 * connection must not cross the fork into the background. */
+	rc = persist_open(store.dir, store.journal_days, err, sizeof(err));
+	persist_close();
+	if (rc)
+		fprintf(stderr, "connfs: %s\n", err);
+	return rc;
+}
 
 static void log_to_file(int level, const char *msg)
 {
@@ -395,8 +450,12 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 	}
 	log_msg(LOG_INFO, "mounted %zu provider director%s on %s", fs->ndirs,
 		fs->ndirs == 1 ? "y" : "ies", co->mountpoint);
+	persist_open(store.dir, store.journal_days, NULL, 0);
 	block_signals(&old);
 	notify_start(se);
+	/* Before the loop serves anything: a saved listing is there at once;
+	 * the cache threads it starts keep the stop signals blocked. */
+	connfs_seed(fs);
 	started = start_refresher(fs, &tid);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started) {
@@ -535,6 +594,8 @@ static void free_options(struct options *o)
 	free(o->deadline);
 	free(o->ca_file);
 	free(o->proxy);
+	free(o->cache_dir);
+	free(o->journal_days);
 	free(o->loglevel);
 	free(o->logfile);
 	free(o->nonopt[0]);
@@ -606,8 +667,15 @@ int main(int argc, char *argv[])
 	/* Read-only at the VFS: every write gets EROFS before reaching us. */
 	fuse_opt_add_arg(&args, "-oro,default_permissions,auto_unmount,"
 			 "fsname=connfs,subtype=connfs");
+	if (store_setup(&o)) {
+		connfs_release(&fs);
+		curl_global_cleanup();
+		return cleanup(1, &o, &args, co.mountpoint);
+	}
 	rc = serve(&args, &co, &fs);
 	connfs_release(&fs);
+	persist_close();
+	free(store.dir);
 	/* Handles the kernel never released (SIGTERM mid-flight). */
 	snapshot_free_all();
 	control_release();

@@ -105,7 +105,7 @@ int persist_open(const char *dir, double journal_days, char *err,
 	ps.journal_days = journal_days;
 	rc = store_open(dir, &ps.st, msg, sizeof(msg));
 	/* Unsafe permissions are the user's to fix, like the config's. */
-	if (rc == -EPERM) {
+	if (rc == -EPERM && err) {
 		snprintf(err, errlen, "%s", msg);
 		return rc;
 	}

@@ -11,9 +11,9 @@
 #include "snapshot.h"
 
 /*
- * Opens the store in dir (NULL: no store). Only unsafe permissions are an
- * error (-EPERM, message in err): any other failure is reported and
- * retried later.
+ * Opens the store in dir (NULL: no store). With err, unsafe permissions
+ * are an error (-EPERM, message in err); any other failure is reported
+ * and retried later.
  */
 int persist_open(const char *dir, double journal_days, char *err,
 		 size_t errlen);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "persist.h"
 #include "ratelimit.h"
 
 #define XATTR_PREFIX STATUS_XATTR_PREFIX
@@ -77,6 +78,9 @@ static void iso(double t, char *out, size_t len)
 
 static const char *state_of(const struct dstat *s)
 {
+	/* Saved by an earlier mount, not walked yet by this one. */
+	if (s->cache.has_value && s->cache.stored)
+		return "stored";
 	if (s->walking)
 		return "walking";
 	if (!s->cache.has_value)
@@ -120,8 +124,13 @@ char *status_text(struct connfs *fs, size_t *len)
 			    "ENTRIES", "AGE", "PAGES", "REQS", "RETRIES",
 			    "RATE-LIMIT", "PROGRESS", "LAST-ERROR");
 
+	char where[600];
+
 	for (size_t i = 0; !rc && i < fs->ndirs; i++)
 		rc = row(&b, &fs->dirs[i]);
+	persist_state(where, sizeof(where));
+	if (!rc)
+		rc = buf_printf(&b, "\nstore: %s\n", where);
 	if (rc) {
 		buf_release(&b);
 		return NULL;
@@ -239,8 +248,12 @@ static char *dir_value(struct dir *d, const struct dstat *s, const char *n)
 	}
 	if (!strcmp(n, "age"))
 		return s->age < 0 ? strdup("-") : fmt("%.0f", s->age);
+	/* Older than its TTL, for whatever reason (a failed refresh, a
+	 * saved listing, a refresh still running). */
 	if (!strcmp(n, "stale"))
-		return strdup(s->cache.stale ? "1" : "0");
+		return strdup(s->cache.stale || (s->age >= 0 && d->remote->ttl &&
+						  s->age > d->remote->ttl) ?
+			      "1" : "0");
 	if (!strcmp(n, "entries"))
 		return fmt("%zu", s->entries);
 	if (!strcmp(n, "pages"))

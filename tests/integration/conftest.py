@@ -146,6 +146,9 @@ class Mount:
         os.chmod(self.config, 0o600)
         opts = ["config=" + self.config, "logfile=" + self.log,
                 "loglevel=debug"] + list(options)
+        # Each test's own listing store, unless it names one (or none).
+        if not any(o.startswith(("cache_dir=", "nostore")) for o in opts):
+            opts.append("cache_dir=" + str(tmp / "store"))
         self.errfile = str(tmp / "stderr")
         self.stderr = open(self.errfile, "w")
         # wrapper: a command to run the daemon under (valgrind).
