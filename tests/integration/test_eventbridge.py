@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (BINARY, config_text, daemon_env, tar_round_trip,
-                      rsync_twice)
+                      rsync_twice, dir_status, wait_for, wait_walked)
 
 EB = {"eventbridge": {"region": "us-east-1"}}
 
@@ -198,11 +198,16 @@ def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
     with open(m.path("eventbridge", before[0]), "rb") as f:
         content = f.read()
     fresh_emu.inject("eventbridge", "http500", count=50)
-    time.sleep(1.2)
+    time.sleep(1.2)                             # past the TTL
+    # Served at once from the expired listing; one walk refreshes behind.
+    assert sorted(os.listdir(m.path("eventbridge"))) == before
+    wait_walked(m, "eventbridge", 2)
+    wait_for(lambda: dir_status(m, "eventbridge")["stale"],
+             what="the failed refresh to mark the listing stale")
+    assert "keeping the last good listing" in m.logs()
     assert sorted(os.listdir(m.path("eventbridge"))) == before
     with open(m.path("eventbridge", before[0]), "rb") as f:
         assert f.read() == content
-    assert "keeping the last good listing" in m.logs()
 
 
 @pytest.mark.parametrize("fault,err", [("http403", errno.EACCES),

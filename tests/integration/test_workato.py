@@ -217,10 +217,12 @@ def test_runtime_connections_only_when_asked(mount, fresh_emu):
     conns = fresh_emu.generate(P, 100, seed=11)
     children = [c for c in conns if c["parent_id"] is not None]
     assert children
-    m = mount({P: {}, "all": {"type": P,
-                              "include_runtime_connections": "yes"}})
+    # ("all" is reserved: .connfs/refresh/all refreshes every directory.)
+    m = mount({P: {}, "everything": {"type": P,
+                                     "include_runtime_connections": "yes"}})
     assert set(os.listdir(m.path(P))) == {fname(c) for c in top(conns)}
-    assert set(os.listdir(m.path("all"))) == {fname(c) for c in conns}
+    assert set(os.listdir(m.path("everything"))) == {fname(c)
+                                                     for c in conns}
     params = sorted((r["params"] for r in fresh_emu.requests(P)), key=len)
     assert params == [{"includes[]": ["tags"]},
                       {"includes[]": ["tags"],
