@@ -150,11 +150,21 @@ def dir_status(m, name):
         return next(r for r in json.load(f) if r["directory"] == name)
 
 
+def wait_listdir(path, pred, timeout=20):
+    """os.listdir(path) once pred(names) holds (a refresh behind the
+    readers has been published)."""
+    def names():
+        got = os.listdir(path)
+        return got if pred(got) else None
+    return wait_for(names, timeout, "a listing of %s" % path)
+
+
 def wait_walked(m, name, walks, timeout=20):
     """Waits until directory `name` has started `walks` walks in all and
     none is running (a background refresh has ended); returns its status
-    row. Callers that need the walk's result published wait on that
-    result too (the listing, or the stale flag)."""
+    row. The count goes up just before the walk shows as running, and the
+    walk ends just before its result is published: callers wait on that
+    result too (the new listing, the stale flag)."""
     def done():
         row = dir_status(m, name)
         if row["walks"] > walks:
