@@ -391,8 +391,8 @@ def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
     assert sorted(os.listdir(m.path(P))) == before
     wait_walked(m, P, 2)
     wait_for(lambda: dir_status(m, P)["stale"], what="the failed refresh")
+    assert fresh_emu.count(P) == 2
     assert sorted(os.listdir(m.path(P))) == before
     with open(m.path(P, before[0]), "rb") as f:
         assert f.read() == content
     assert "keeping the last good listing" in m.logs()
-    assert fresh_emu.count(P) == 2
