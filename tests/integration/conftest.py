@@ -6,6 +6,7 @@ is always unmounted at the end and the daemon must then exit with 0.
 """
 
 import calendar
+import json
 import os
 import subprocess
 import sys
@@ -128,6 +129,52 @@ def process_gone(pid, wait=10):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
+
+
+def wait_for(pred, timeout=20, what=None):
+    """Polls pred() until it returns something true and returns that;
+    fails the test after `timeout` seconds (generous: this is no timing
+    assertion, only a bound on a hang)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up after %gs waiting for %s"
+                                 % (timeout, what or pred))
+        time.sleep(0.02)
+
+
+def dir_status(m, name):
+    """One directory's row of .connfs/status.json."""
+    with open(m.path(".connfs", "status.json")) as f:
+        return next(r for r in json.load(f) if r["directory"] == name)
+
+
+def wait_listdir(path, pred, timeout=20):
+    """os.listdir(path) once pred(names) holds (a refresh behind the
+    readers has been published)."""
+    def names():
+        got = os.listdir(path)
+        return got if pred(got) else None
+    return wait_for(names, timeout, "a listing of %s" % path)
+
+
+def wait_walked(m, name, walks, timeout=20):
+    """Waits until directory `name` has started `walks` walks in all and
+    none is running (a background refresh has ended); returns its status
+    row. The count goes up just before the walk shows as running, and the
+    walk ends just before its result is published: callers wait on that
+    result too (the new listing, the stale flag)."""
+    def done():
+        row = dir_status(m, name)
+        if row["walks"] > walks:
+            raise AssertionError("%s: %d walks, want %d" % (
+                name, row["walks"], walks))
+        return row if row["walks"] == walks and not row["walking"] \
+            else None
+    return wait_for(done, timeout, "%s to end walk %d" % (name, walks))
 
 
 class Mount:

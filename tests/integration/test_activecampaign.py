@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
-                      rsync_twice)
+from conftest import (BINARY, daemon_env, dir_status, part, epoch_ns,
+                      tar_round_trip, rsync_twice, wait_for, wait_listdir,
+                      wait_walked)
 
 P = "activecampaign"
 
@@ -256,13 +257,17 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
 
 def test_new_connection_appears_after_ttl(mount, fresh_emu):
     fresh_emu.generate(P, 30, seed=1)
-    m = mount(ac(ttl="1"))
+    m = mount(ac(ttl="1", refresh_ahead="0"))
     assert len(os.listdir(m.path(P))) == 30
     new = conn(5000, "Added Later")
     fresh_emu.add_connection(P, new)
     assert fname(new) not in os.listdir(m.path(P))
-    time.sleep(1.3)
-    names = os.listdir(m.path(P))
+    time.sleep(1.3)                             # past the TTL
+    # The reader gets the expired listing at once and starts one walk ...
+    assert len(os.listdir(m.path(P))) == 30
+    wait_walked(m, P, 2)
+    # ... whose result is served once it is done (no further request).
+    names = wait_listdir(m.path(P), lambda ns: len(ns) != 30)
     assert fname(new) in names and len(names) == 31
     assert fresh_emu.count(P) == 2
 
@@ -305,18 +310,22 @@ def test_transient_500s_are_retried(mount, fresh_emu):
 
 def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
     fresh_emu.generate(P, 40, seed=6)
-    m = mount(ac(ttl="1"))
+    m = mount(ac(ttl="1", refresh_ahead="0"))
     before = sorted(os.listdir(m.path(P)))
     with open(m.path(P, before[0]), "rb") as f:
         content = f.read()
     fresh_emu.add_connection(P, conn(7777, "Not Seen"))
     fresh_emu.inject(P, "invalid_json", count=50)
-    time.sleep(1.2)
+    time.sleep(1.2)                             # past the TTL
+    # Served at once; the one walk this read starts fails behind it.
+    assert sorted(os.listdir(m.path(P))) == before
+    wait_walked(m, P, 2)
+    wait_for(lambda: dir_status(m, P)["stale"], what="the failed refresh")
+    assert fresh_emu.count(P) == 2
     assert sorted(os.listdir(m.path(P))) == before
     with open(m.path(P, before[0]), "rb") as f:
         assert f.read() == content
     assert "keeping the last good listing" in m.logs()
-    assert fresh_emu.count(P) == 2
 
 
 def test_endless_total_is_refused_by_max_pages(mount, fresh_emu):

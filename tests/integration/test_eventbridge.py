@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import (BINARY, config_text, daemon_env, tar_round_trip,
-                      rsync_twice)
+                      rsync_twice, dir_status, wait_for, wait_listdir,
+                      wait_walked)
 
 EB = {"eventbridge": {"region": "us-east-1"}}
 
@@ -113,16 +114,38 @@ def test_cp_r_copies_everything(mount, fresh_emu, tmp_path):
 
 def test_new_connection_appears_after_ttl(mount, fresh_emu):
     conns = fresh_emu.generate("eventbridge", 30, seed=1)
-    m = mount(eb(ttl="1"))
+    m = mount(eb(ttl="1", refresh_ahead="0"))
     assert len(os.listdir(m.path("eventbridge"))) == 30
     new = dict(conns[0], Name="zz-added-later",
                ConnectionArn=conns[0]["ConnectionArn"] + "-later")
     fresh_emu.add_connection("eventbridge", new)
     assert "zz-added-later.json" not in os.listdir(m.path("eventbridge"))
-    time.sleep(1.3)
-    names = os.listdir(m.path("eventbridge"))
+    time.sleep(1.3)                             # past the TTL
+    # The reader gets the expired listing at once and starts one walk ...
+    assert len(os.listdir(m.path("eventbridge"))) == 30
+    wait_walked(m, "eventbridge", 2)
+    # ... whose result is served once it is done (no further request).
+    names = wait_listdir(m.path("eventbridge"), lambda ns: len(ns) != 30)
     assert "zz-added-later.json" in names and len(names) == 31
     assert fresh_emu.count("eventbridge") == 2
+
+
+def test_a_listing_in_use_is_refreshed_ahead_of_its_ttl(mount, fresh_emu):
+    """refresh_ahead 0.5, ttl 4: a listing read since it loaded is walked
+    again at 2 s with no reader waiting or asking; the new listing is
+    then served with no further request."""
+    conns = fresh_emu.generate("eventbridge", 30, seed=1)
+    m = mount(eb(ttl="4", refresh_ahead="0.5"))
+    assert len(os.listdir(m.path("eventbridge"))) == 30
+    new = dict(conns[0], Name="zz-added-ahead",
+               ConnectionArn=conns[0]["ConnectionArn"] + "-ahead")
+    fresh_emu.add_connection("eventbridge", new)
+    # Nothing reads the directory now: the walk is the cache's own.
+    wait_walked(m, "eventbridge", 2)
+    names = wait_listdir(m.path("eventbridge"), lambda ns: len(ns) != 30)
+    assert "zz-added-ahead.json" in names and len(names) == 31
+    assert fresh_emu.count("eventbridge") == 2
+    assert dir_status(m, "eventbridge")["stale"] is False
 
 
 def test_concurrent_cold_readers_cause_one_walk(mount, fresh_emu):
@@ -198,11 +221,16 @@ def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
     with open(m.path("eventbridge", before[0]), "rb") as f:
         content = f.read()
     fresh_emu.inject("eventbridge", "http500", count=50)
-    time.sleep(1.2)
+    time.sleep(1.2)                             # past the TTL
+    # Served at once from the expired listing; one walk refreshes behind.
+    assert sorted(os.listdir(m.path("eventbridge"))) == before
+    wait_walked(m, "eventbridge", 2)
+    wait_for(lambda: dir_status(m, "eventbridge")["stale"],
+             what="the failed refresh to mark the listing stale")
+    assert "keeping the last good listing" in m.logs()
     assert sorted(os.listdir(m.path("eventbridge"))) == before
     with open(m.path("eventbridge", before[0]), "rb") as f:
         assert f.read() == content
-    assert "keeping the last good listing" in m.logs()
 
 
 @pytest.mark.parametrize("fault,err", [("http403", errno.EACCES),

@@ -33,6 +33,8 @@ import traceback
 
 import pytest
 
+from conftest import wait_for, wait_walked
+
 PROVIDERS = ("eventbridge", "activecampaign", "nango", "persona", "workato")
 N = 25                  # connections per provider
 PAGE = 10               # page_size: 3 pages for the paged APIs
@@ -213,9 +215,10 @@ def cold_cases():
         # fit, so it is the attempt cap that ends the walk: EIO.
         cases.append((f, f, {}, errno.EIO, {"deadline": 20}))
     cases += [
-        ("slow", "slow", {"seconds": 5}, errno.ETIMEDOUT, {"deadline": 3}),
+        # walk_limit ends the walk itself (the reader would wait for 8 s).
+        ("slow", "slow", {"seconds": 5}, errno.ETIMEDOUT, {"walk_limit": 3}),
         ("http429-longer-than-deadline", "http429", {"retry_after": 30},
-         errno.ETIMEDOUT, {}),
+         errno.ETIMEDOUT, {"walk_limit": 8}),
         ("http401", "http401", {}, errno.EACCES, {}),
         ("http403", "http403", {}, errno.EACCES, {}),
         ("redirect", "redirect", {}, errno.EIO, {}),
@@ -266,14 +269,14 @@ def test_cold_mount_fails_with_the_fitting_errno(mount, data, case):
         assert st["state"] == "failed" and st["last_error"], st
         assert st["entries"] == 0
         if name == "http429-longer-than-deadline":
-            # Waiting 30 s cannot fit in the 8 s deadline: give up at once.
+            # Waiting 30 s cannot fit in the 8 s walk_limit: give up at once.
             assert n == 1
             assert "deadline" in st["last_error"]
         elif fault in RETRYABLE:
             assert n == MAX_ATTEMPTS, "%d requests, want %d" % (n,
                                                                 MAX_ATTEMPTS)
         elif fault == "slow":
-            # Each attempt times out after 1 s; the 3 s deadline ends it.
+            # Each attempt times out after 1 s; the 3 s walk_limit ends it.
             assert 2 <= n <= 4
             assert "deadline" in st["last_error"]
         elif fault == "endless":
@@ -411,8 +414,9 @@ def stale_cases():
 def test_warm_mount_serves_stale_and_recovers(mount, data, case):
     name, fault, params = case
     providers = supported(data, fault, params.get("variant"))
-    # deadline 2: a refresh that keeps failing gives up quickly.
-    m = mount(sections(PROVIDERS, ttl=1, deadline=2))
+    # walk_limit 2: a refresh that keeps failing gives up quickly.
+    # refresh_ahead 0: the only refreshes are those a reader starts.
+    m = mount(sections(PROVIDERS, ttl=1, walk_limit=2, refresh_ahead=0))
     stale_seen = threading.Barrier(len(providers), action=data.reset,
                                    timeout=60)
 
@@ -425,14 +429,21 @@ def test_warm_mount_serves_stale_and_recovers(mount, data, case):
             content = f.read()
         data.inject(p, fault, count=None, **params)
         time.sleep(1.2)                           # past the TTL
+        # The reader gets the expired listing at once; one walk starts.
         now = listing(m, p)
-        n = data.count(p)
-        record("stale", name, p, "stale" if now == before else now, n)
-        if name == "wrong_shape-cursor_wrong_type" and p == "activecampaign":
-            assert now == before                  # accepted, same data
-            return False
-        assert n >= 1, "no refresh was attempted"
         assert now == before, "the listing changed: %r" % (now,)
+        wait_walked(m, p, 2)
+        if name == "wrong_shape-cursor_wrong_type" and p == "activecampaign":
+            # accepted, same data
+            wait_for(lambda: status(m, p)["age"] < 1, what="the new listing")
+            assert listing(m, p) == before
+            assert status(m, p)["stale"] is False
+            return False
+        wait_for(lambda: status(m, p)["stale"], what="the stale flag")
+        n = data.count(p)
+        record("stale", name, p, "stale", n)
+        assert n >= 1, "no refresh was attempted"
+        assert listing(m, p) == before
         with open(first, "rb") as f:
             assert f.read() == content
         st = status(m, p)
@@ -452,12 +463,16 @@ def test_warm_mount_serves_stale_and_recovers(mount, data, case):
         if got is False:
             return
         before, first, content = got
-        # A failed refresh is not retried for min(ttl, 5 s) = 1 s.
+        # A failed refresh is not retried for min(ttl, 5 s) = 1 s; then a
+        # reader gets the stale listing at once and starts one walk.
         time.sleep(1.2)
+        assert listing(m, p) == before
+        wait_walked(m, p, 3)
+        wait_for(lambda: not status(m, p)["stale"], what="the recovery")
         assert listing(m, p) == before
         with open(first, "rb") as f:
             assert f.read() == content
-        assert data.count(p) >= PAGES[p], "no new walk after the fault"
+        assert data.count(p) == PAGES[p], "one walk after the fault"
         st = status(m, p)
         assert st["stale"] is False and st["state"] == "fresh", st
         assert xattr(m, p, "stale") == "0"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (BINARY, SECRETS, Mount, config_text, daemon_env,
-                      is_mounted)
+                      is_mounted, wait_walked)
 
 EB, AC, PS = "eventbridge", "activecampaign", "persona"
 DIR_XATTRS = ["provider", "ttl", "state", "fetched", "age", "stale",
@@ -256,16 +256,20 @@ def test_status_after_a_walk_costs_no_requests(mount, fresh_emu, tmp_path):
 
 def test_status_after_a_failure_is_stale_with_the_error(mount, fresh_emu):
     fresh_emu.generate(EB, 25, seed=31)
-    # deadline=1: the persistent 500 is given up on within a second.
-    m = mount({EB: eb(page_size="10", ttl="1", deadline="1")})
+    # walk_limit=1: the persistent 500 is given up on within a second.
+    m = mount({EB: eb(page_size="10", ttl="1", walk_limit="1")})
     assert len(os.listdir(m.path(EB))) == 25
     fetched = status(m)[EB]["fetched"]
     fresh_emu.inject(EB, "http500", count=None)
-    time.sleep(1.2)
+    time.sleep(1.2)                             # past the TTL
     t0 = time.time()
-    # The failed refresh still serves the last good listing.
+    # The expired listing is served while one walk refreshes it behind.
     assert len(os.listdir(m.path(EB))) == 25
+    wait_walked(m, EB, 2)
+    # The failed refresh keeps the last good listing, marked stale.
+    assert wait_for(lambda: status(m)[EB]["stale"], 20)
     assert fresh_emu.count(EB) > 3
+    assert "keeping the last good listing" in m.logs()
 
     row = status(m)[EB]
     assert row["state"] == "stale" and row["stale"] is True

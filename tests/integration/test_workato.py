@@ -10,8 +10,9 @@ import time
 import pytest
 
 from emulator.base import RawFloat, dumps
-from conftest import (BINARY, daemon_env, part, epoch_ns, tar_round_trip,
-                      rsync_twice)
+from conftest import (BINARY, daemon_env, dir_status, part, epoch_ns,
+                      tar_round_trip, rsync_twice, wait_for, wait_listdir,
+                      wait_walked)
 
 P = "workato"
 
@@ -217,10 +218,12 @@ def test_runtime_connections_only_when_asked(mount, fresh_emu):
     conns = fresh_emu.generate(P, 100, seed=11)
     children = [c for c in conns if c["parent_id"] is not None]
     assert children
-    m = mount({P: {}, "all": {"type": P,
-                              "include_runtime_connections": "yes"}})
+    # ("all" is reserved: .connfs/refresh/all refreshes every directory.)
+    m = mount({P: {}, "everything": {"type": P,
+                                     "include_runtime_connections": "yes"}})
     assert set(os.listdir(m.path(P))) == {fname(c) for c in top(conns)}
-    assert set(os.listdir(m.path("all"))) == {fname(c) for c in conns}
+    assert set(os.listdir(m.path("everything"))) == {fname(c)
+                                                     for c in conns}
     params = sorted((r["params"] for r in fresh_emu.requests(P)), key=len)
     assert params == [{"includes[]": ["tags"]},
                       {"includes[]": ["tags"],
@@ -289,13 +292,17 @@ def test_rsync_twice_transfers_nothing_the_second_time(mount, fresh_emu,
 
 def test_new_connection_appears_after_ttl(mount, fresh_emu):
     conns = top(fresh_emu.generate(P, 30, seed=1))
-    m = mount(wk(ttl="1"))
+    m = mount(wk(ttl="1", refresh_ahead="0"))
     assert len(os.listdir(m.path(P))) == len(conns)
     new = conn(999001, "Added – Later")
     fresh_emu.add_connection(P, new)
     assert fname(new) not in os.listdir(m.path(P))
-    time.sleep(1.3)
-    names = os.listdir(m.path(P))
+    time.sleep(1.3)                             # past the TTL
+    # The reader gets the expired listing at once and starts one walk ...
+    assert len(os.listdir(m.path(P))) == len(conns)
+    wait_walked(m, P, 2)
+    # ... whose result is served once it is done (no further request).
+    names = wait_listdir(m.path(P), lambda ns: len(ns) != len(conns))
     assert fname(new) in names and len(names) == len(conns) + 1
     assert fresh_emu.count(P) == 2
 
@@ -331,15 +338,19 @@ def test_transient_500s_are_retried(mount, fresh_emu):
 
 def test_failed_refresh_keeps_the_last_good_listing(mount, fresh_emu):
     fresh_emu.generate(P, 40, seed=6)
-    m = mount(wk(ttl="1"))
+    m = mount(wk(ttl="1", refresh_ahead="0"))
     before = sorted(os.listdir(m.path(P)))
     with open(m.path(P, before[0]), "rb") as f:
         content = f.read()
     fresh_emu.add_connection(P, conn(999002, "Not Seen"))
     fresh_emu.inject(P, "invalid_json", count=50)
-    time.sleep(1.2)
+    time.sleep(1.2)                             # past the TTL
+    # Served at once; the one walk this read starts fails behind it.
+    assert sorted(os.listdir(m.path(P))) == before
+    wait_walked(m, P, 2)
+    wait_for(lambda: dir_status(m, P)["stale"], what="the failed refresh")
+    assert fresh_emu.count(P) == 2
     assert sorted(os.listdir(m.path(P))) == before
     with open(m.path(P, before[0]), "rb") as f:
         assert f.read() == content
     assert "keeping the last good listing" in m.logs()
-    assert fresh_emu.count(P) == 2

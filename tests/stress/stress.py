@@ -27,6 +27,7 @@ collected when this file is named on the pytest command line.
 import argparse
 import collections
 import errno
+import json
 import os
 import random
 import shutil
@@ -147,10 +148,11 @@ class Stress:
         cfg = os.path.join(self.tmp, "config")
         with open(cfg, "w") as f:
             for p in PROVIDERS:
+                # deadline bounds a reader's wait, walk_limit the walk.
                 f.write("[%s]\nurl = %s\nttl = 1\ntimeout = %g\n"
-                        "deadline = %g\nrate = 0\n" % (
+                        "deadline = %g\nwalk_limit = %g\nrate = 0\n" % (
                             p, self.url, self.args.timeout,
-                            self.args.deadline))
+                            self.args.deadline, self.args.deadline))
                 if p == "eventbridge":
                     f.write("region = us-east-1\n")
                 f.write("\n")
@@ -276,6 +278,19 @@ class Stress:
             return False
         return True
 
+    def dir_status(self, d):
+        with open(os.path.join(self.mnt, ".connfs", "status.json")) as f:
+            return next(r for r in json.load(f) if r["directory"] == d)
+
+    def wait_idle(self, limit):
+        """True once no directory is walking (within limit seconds)."""
+        end = time.monotonic() + limit
+        while any(self.dir_status(d)["walking"] for d in PROVIDERS):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
+
     def main(self):
         a = self.args
         self.start_emulator()
@@ -313,11 +328,29 @@ class Stress:
             rss_start = rss_end
             self.fail("no RSS baseline: no worker finished a round after "
                       "the warm-up")
-        # Faults off: every directory comes back whole.
+        # Faults off: every directory comes back whole and fresh. Walks
+        # that began under the faults end first (within walk_limit); then
+        # .connfs/refresh/NAME makes one walk and waits for it.
         self.emu.reset()
-        time.sleep(1.5)
+        if alive and not self.wait_idle(a.deadline + a.slack):
+            self.fail("still walking %.0f s after the faults stopped"
+                      % (a.deadline + a.slack))
+            alive = False
         if alive:
             for d in PROVIDERS:
+                # One record: the result line padded with blanks.
+                want = "%s: refreshed, %d connections" % (
+                    d, self.expected[d])
+                with open(os.path.join(self.mnt, ".connfs", "refresh",
+                                       d)) as f:
+                    got = f.read().rstrip("\n").rstrip(" ")
+                if got != want:
+                    self.fail("%s after the faults: %r, want %r"
+                              % (d, got, want))
+                row = self.dir_status(d)
+                if row["stale"] or row["state"] != "fresh":
+                    self.fail("%s after the faults: state %s, stale %s"
+                              % (d, row["state"], row["stale"]))
                 try:
                     n = len(os.listdir(os.path.join(self.mnt, d)))
                 except OSError as e:
