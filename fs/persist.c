@@ -227,17 +227,19 @@ static int journal(const char *section, const struct snapshot *old,
 		   const struct snapshot *s, double when)
 {
 	struct journal j;
+	size_t n;
 	int rc;
 
 	if (journal_diff(&j, section, when, old, s))
 		return -ENOMEM;
-	rc = j.n ? store_journal_add(ps.st, when, section,
-				     (const char *const *)j.lines, j.n) : 0;
-	if (!rc && j.n)
+	n = j.n;
+	rc = n ? store_journal_add(ps.st, when, section,
+				   (const char *const *)j.lines, n) : 0;
+	journal_release(&j);
+	if (!rc && n)
 		rc = store_journal_prune(ps.st, when - ps.journal_days * 86400,
 					 JOURNAL_MAX_ROWS);
-	journal_release(&j);
-	if (!rc && j.n) {
+	if (!rc && n) {
 		pthread_mutex_lock(&ps.msg_lock);
 		ps.gen++;
 		pthread_mutex_unlock(&ps.msg_lock);
