@@ -155,17 +155,18 @@ def test_tail_follows_the_journal(mount, fresh_emu):
     os.listdir(m.path(NG))
     path = m.path(".connfs", "changes")
     tail = subprocess.Popen(["tail", "-n", "+1", "-f", "-s", "0.1", path],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE)
     try:
         for i in range(3):
             fresh_emu.add_connection(NG, dict(
                 conns[0], connection_id="tail-%d" % i, id=1000 + i))
             assert "refreshed" in refresh(m, NG)
-        lines = []
+        out = b""
         end = time.monotonic() + 30
-        while len(lines) < 3 and time.monotonic() < end:
+        while out.count(b"\n") < 3 and time.monotonic() < end:
             if select.select([tail.stdout], [], [], 0.5)[0]:
-                lines.append(tail.stdout.readline())
+                out += os.read(tail.stdout.fileno(), 65536)
+        lines = out.decode().splitlines(keepends=True)
     finally:
         tail.kill()
         tail.wait()
