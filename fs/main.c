@@ -224,7 +224,7 @@ static struct {
 	double journal_days;
 } store = { .journal_days = 90 };
 
-/* -o cache_dir, else the user's cache directory (root: /var/cache). */
+/* -o cache_dir, else $XDG_CACHE_HOME, else /var/cache as root, else ~/.cache. */
 static int store_setup(const struct options *o)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -238,14 +238,15 @@ static int store_setup(const struct options *o)
 		return 0;
 	if (o->cache_dir)
 		store.dir = strdup(o->cache_dir);
-	else if (geteuid() == 0)
+	else if (xdg && xdg[0] == '/') {
+		if (asprintf(&store.dir, "%s/connfs", xdg) < 0)
+			store.dir = NULL;
+	} else if (geteuid() == 0) {
 		store.dir = strdup("/var/cache/connfs");
-	else if (xdg && xdg[0] == '/' && asprintf(&store.dir, "%s/connfs",
-						  xdg) < 0)
+	} else if (home && home[0] == '/' &&
+		   asprintf(&store.dir, "%s/.cache/connfs", home) < 0) {
 		store.dir = NULL;
-	else if (!store.dir && home && home[0] == '/' &&
-		 asprintf(&store.dir, "%s/.cache/connfs", home) < 0)
-		store.dir = NULL;
+	}
 	if (!store.dir) {
 		fprintf(stderr, "connfs: no cache directory (set HOME, "
 			"XDG_CACHE_HOME or -o cache_dir, or use -o nostore)\n");

@@ -12,14 +12,7 @@
 
 uint64_t name_hash(const char *a, const char *b)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (const char *p = a; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h *= 1099511628211ULL;
-	for (const char *p = b ? b : ""; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return h;
+	return fnv1a(fnv1a(FNV1A_INIT, a, true), b, false);
 }
 
 static bool must_escape(unsigned char c, bool first)

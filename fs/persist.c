@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "journal.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "store.h"
 
 /* Journal retention beyond journal_days: at most this many entries. */
@@ -39,13 +40,6 @@ static struct {
 	.msg_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static double wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Records the store's state; logs a problem once, and its end. */
 static void set_problem(const char *fmt, ...)
@@ -196,7 +190,7 @@ int persist_load(const char *key, const char *instance, void *owner,
 			"served", instance, err[0] ? err : "bad entry");
 	else if (rc && rc != -ENOENT)
 		failed(rc, "load");
-	*age = wall() - walked;
+	*age = wall_now() - walked;
 	return rc;
 }
 
@@ -250,7 +244,7 @@ static int journal(const char *section, const struct snapshot *old,
 void persist_walked(const char *key, const char *section,
 		    const struct snapshot *old, const struct snapshot *s)
 {
-	double when = wall();
+	double when = wall_now();
 	const char *what = "save";
 	int rc = 0;
 

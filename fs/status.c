@@ -32,13 +32,6 @@ struct dstat {
 	double err_at;		/* wall clock */
 };
 
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void gather(struct dir *d, struct dstat *s)
 {

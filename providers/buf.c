@@ -179,3 +179,10 @@ char *str_trim(char *s)
 		*--e = '\0';
 	return s;
 }
+
+uint64_t fnv1a(uint64_t h, const char *s, bool sep)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return sep ? h * 1099511628211ULL : h;
+}

@@ -7,7 +7,9 @@
 #define CONNFS_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A NUL-terminated growable string. Zero-initialise, then append. */
 struct buf {
@@ -34,6 +36,13 @@ void buf_release(struct buf *b);
  * invalid, overlong, surrogate or truncated sequence.
  */
 size_t utf8_char(const unsigned char *s, size_t n);
+
+#define FNV1A_INIT 1469598103934665603ULL
+/*
+ * 64-bit FNV-1a of the NUL-terminated s (NULL: none) and, with sep, of a
+ * 0 byte after it, continuing from h (FNV1A_INIT to start).
+ */
+uint64_t fnv1a(uint64_t h, const char *s, bool sep);
 
 /* Decodes %XX sequences in place; returns -EINVAL on a malformed one. */
 int url_decode(char *s);

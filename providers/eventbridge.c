@@ -386,21 +386,23 @@ static void eb_describe_auth(void *state, char *buf, size_t len)
 }
 
 /*
- * The account behind the listing: which credential source (the chain's
- * description without its expiry, which moves) and, for keys from the
- * environment, the access key id (not a secret; it names the key's
- * account). The signing keys and session token rotate, so the request's
- * headers cannot stand for the account.
+ * The account behind the listing: endpoint, region and filters, which
+ * credential source (the chain's description without its expiry, which
+ * moves) and, for keys from the environment, the access key id (not a
+ * secret; it names the key's account). Signing keys and session tokens
+ * rotate, and fetching them may need a login first: no request here.
  */
 static int eb_identity(void *state, char *buf, size_t len)
 {
+	const struct eventbridge *eb = state;
 	const char *akid = getenv("AWS_ACCESS_KEY_ID");
 	char desc[256];
 
-	aws_resolver_describe(((struct eventbridge *)state)->aws, desc,
-			      sizeof(desc));
+	aws_resolver_describe(eb->aws, desc, sizeof(desc));
 	desc[strcspn(desc, ",")] = '\0';
-	snprintf(buf, len, "%s\n%s", desc, akid ? akid : "");
+	snprintf(buf, len, "%s\n%s\n%s\n%s\n%s\n%s", eb->endpoint, eb->region,
+		 eb->name_prefix ? eb->name_prefix : "",
+		 eb->state ? eb->state : "", desc, akid ? akid : "");
 	return 0;
 }
 

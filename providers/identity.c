@@ -2,9 +2,9 @@
  * The account identity of a remote: a SHA-256 over everything that
  * decides which connections a walk lists — the provider type, the
  * section's keys (filters, URL, profile; tuning keys like ttl or rate
- * aside), the first page's request (base URL, query, body, and the
- * credential headers of token providers) and whatever the provider adds
- * through its identity hook. A saved listing is keyed by it, so a listing
+ * aside), and either the provider's identity hook or, without one, the
+ * first page's request (base URL, query, body, and the credential headers
+ * of token providers). A saved listing is keyed by it, so a listing
  * can never be served for another account or filter. It is one-way: no
  * token can be recovered from it.
  */
@@ -53,8 +53,7 @@ static int add_request(EVP_MD_CTX *ctx, struct remote *r)
 		add_str(ctx, req.url);
 		add(ctx, req.body ? req.body : "", req.body ? req.body_len : 0);
 		add_str(ctx, req.aws_sigv4);
-		/* A provider with its own hook names its credentials there. */
-		for (size_t i = 0; !r->prov->identity && i < req.nheaders; i++)
+		for (size_t i = 0; i < req.nheaders; i++)
 			add_str(ctx, req.headers[i]);
 	}
 	http_req_release(&req);
@@ -80,9 +79,12 @@ int remote_identity(struct remote *r, const struct conf_section *sec)
 			add_str(ctx, sec->kv[i].key);
 			add_str(ctx, sec->kv[i].value);
 		}
-	rc = add_request(ctx, r);
-	if (!rc && r->prov->identity)
+	/* A provider with its own hook may need credentials to build a
+	 * request, and those may not be at hand yet (an SSO login). */
+	if (r->prov->identity)
 		rc = r->prov->identity(r->state, extra, sizeof(extra));
+	else
+		rc = add_request(ctx, r);
 	add_str(ctx, extra);
 	if (!rc && !EVP_DigestFinal_ex(ctx, md, &len))
 		rc = -EIO;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "log.h"
 #include "remote.h"
 
@@ -51,13 +52,6 @@ struct walk {
 	bool last_full;		/* the highest page fetched was full */
 };
 
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Records the first failure of the walk; later ones are dropped. */
 static int fail(struct walk *w, int err, long status, const char *fmt, ...)
@@ -329,13 +323,10 @@ static bool hash_seen(struct cursor_set *cs, uint64_t h);
  */
 static uint64_t page_hash(const struct page *pg)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = FNV1A_INIT;
 
-	for (size_t i = 0; i < pg->n; i++) {
-		for (const char *p = pg->v[i].id; p && *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-		h *= 1099511628211ULL;		/* the 0 byte between ids */
-	}
+	for (size_t i = 0; i < pg->n; i++)
+		h = fnv1a(h, pg->v[i].id, true);
 	return h ? h : 1;
 }
 
@@ -398,10 +389,8 @@ static void restart(struct walk *w)
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = fnv1a(FNV1A_INIT, s, false);
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h ? h : 1;
 }
 

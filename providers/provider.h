@@ -133,10 +133,10 @@ struct provider {
 	/* Human-readable source URL of the listing, for status. Optional. */
 	const char *(*source_url)(void *state);
 	/*
-	 * Optional: what identifies the account beyond the section's keys
-	 * and the first request (e.g. which credentials), written into buf;
-	 * never a secret in clear. Without it, the first request's headers
-	 * stand for the credentials. 0 or -errno.
+	 * Optional: what identifies the listed account beyond the section's
+	 * keys (endpoint, filters, which credentials), written into buf;
+	 * never a secret in clear; no network. Without it, the first page's
+	 * request stands for all that. 0 or -errno.
 	 */
 	int (*identity)(void *state, char *buf, size_t len);
 	/*

@@ -30,6 +30,8 @@ void ratelimit_pause(struct ratelimit *rl, double until);
 
 /* Monotonic clock in seconds. */
 double mono_now(void);
+/* Wall-clock seconds since the epoch (CLOCK_REALTIME). */
+double wall_now(void);
 /*
  * Sleeps for secs seconds (restarting after signals). Returns 0, or
  * -ECANCELED as soon as http_abort_all() has been called (checked every

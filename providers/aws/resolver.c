@@ -247,7 +247,7 @@ int aws_resolver_get(struct aws_resolver *r, struct aws_creds *out,
 
 	/* Logged outside the lock, and a failure only when it changes. */
 	if (!rc)
-		log_msg(LOG_INFO, "aws: credentials from %s%s", desc,
+		log_msg(LOG_DEBUG, "aws: credentials from %s%s", desc,
 			out->expiration ? " (temporary)" : "");
 	else if (!repeated)
 		log_msg(LOG_WARNING, "aws: %s%s", keep ? "renewing credentials "

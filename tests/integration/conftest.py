@@ -55,6 +55,9 @@ def daemon_env(home, extra=None):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
+        # The listing store of mounts made without cache_dir (root's
+        # default, /var/cache/connfs, would be shared by every test).
+        "XDG_CACHE_HOME": str(home) + "/.cache",
         "AWS_ACCESS_KEY_ID": AKID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
         "AWS_REGION": "us-east-1",

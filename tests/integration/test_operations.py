@@ -61,7 +61,10 @@ def status_rows(text):
     assert lines[0].split() == ["DIRECTORY", "PROVIDER", "STATE", "ENTRIES",
                                 "AGE", "PAGES", "REQS", "RETRIES",
                                 "RATE-LIMIT", "PROGRESS", "LAST-ERROR"]
-    return lines[1:]
+    # A blank line, then the store's line, end the table.
+    rows = lines[1:lines.index("")]
+    assert lines[lines.index("") + 1].startswith("store: ")
+    return rows
 
 
 def xattrs(path):
@@ -539,8 +542,10 @@ def test_status_view_is_invisible_to_tree_walkers(mount, fresh_emu,
     assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o444
     assert stat.S_ISDIR(os.stat(m.path(".connfs")).st_mode)
     assert os.listdir(m.path(".connfs")) == ["status", "status.json",
-                                             "refresh"]
+                                             "refresh", "changes",
+                                             "changes.d"]
     assert os.listdir(m.path(".connfs", "refresh")) == [EB, AC, "all"]
+    assert os.listdir(m.path(".connfs", "changes.d")) == [EB, AC]
     # ...but not listed.
     assert sorted(os.listdir(m.dir)) == sorted([EB, AC])
     out = run(["ls", "-a", m.dir], check=True).stdout.split()
@@ -916,7 +921,8 @@ def test_concurrent_status_readers_always_get_whole_renderings(mount,
                 bad.append("%s: %r" % (e, text[-80:]))
             with open(m.path(".connfs", "status")) as f:
                 lines = f.read().splitlines()
-            if len(lines) != 3 or not lines[0].startswith("DIRECTORY"):
+            if (len(lines) != 5 or not lines[0].startswith("DIRECTORY")
+                    or not lines[4].startswith("store: ")):
                 bad.append("status table: %r" % lines)
             reads.append(1)
 

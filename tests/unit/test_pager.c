@@ -778,34 +778,40 @@ static void test_rate_deadline(void)
 }
 
 /*
- * A request that can never be built (here: http_req_header() refuses the
- * session token's line break with -EINVAL) is refused when the section is
- * configured, since the account identity is taken from the first page's
- * request: no mount, no walk, no retries. (It used to be retried with
- * backoff until the deadline, and crashed freeing an unset response.)
+ * Regression (fixed): when build_list() fails (here: http_req_header() refuses the
+ * session token's line break with -EINVAL), pager.c request() returns
+ * that errno with e zeroed, i.e. e.cls == API_RETRY (0) and no message:
+ * fetch() then retries a request that can never be built, with backoff,
+ * until the deadline, and reports -ETIMEDOUT "gave up before the
+ * deadline: " with an empty reason. Each attempt also releases the
+ * never-initialised resp (see test_rate_deadline): here that crashes the
+ * process ("free(): invalid pointer"; ASan: SEGV in http_resp_release
+ * from fetch, pager.c:238). Want: fail at once (-EIO or the errno) with
+ * a message, no retries, no crash. Run last so a crash hides nothing.
  */
 static void test_build_failure(void)
 {
-	static const char *const kv[] = { "url", URL, "rate", "0", NULL };
-	char err[CONF_ERRLEN] = "";
-	struct remote *r = NULL;
-	struct sect t;
+	static const char *const two[] = { "walk_limit", "2", NULL };
+	struct remote *r;
+	struct walk_error werr;
+	struct sink s;
+	double t0;
+	int rc;
 
-	memset(&t, 0, sizeof(t));
-	t.s.name = (char *)"eventbridge";
-	t.s.line = 1;
-	t.s.file_mode = 0600;
-	t.s.kv = t.kv;
-	for (size_t i = 0; kv[i]; i += 2) {
-		t.kv[t.s.nkv].key = (char *)kv[i];
-		t.kv[t.s.nkv].value = (char *)kv[i + 1];
-		t.s.nkv++;
-	}
 	setenv("AWS_SESSION_TOKEN", "tok\r\nX-Evil: 1", 1);
-	CHECK(remote_new(&t.s, &defaults, &r, err) < 0);
+	r = mk_eb(two);
 	unsetenv("AWS_SESSION_TOKEN");
-	CHECK(r == NULL);
-	CHECK(strstr(err, "cannot build the first request") != NULL);
+	if (!r)
+		return;
+	t0 = mono();
+	rc = walk(r, h_three, &s, &werr);
+	CHECK(rc < 0);
+	CHECK_INT(calls(), 0);
+	/* Regression (fixed): retried for the whole deadline, want an immediate failure */
+	CHECK(mono() - t0 < 0.5);
+	CHECK(rc != -ETIMEDOUT);
+	CHECK_INT(last_stats(r).retries, 0);
+	sink_free(&s);
 	remote_free(r);
 }
 
