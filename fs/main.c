@@ -5,6 +5,7 @@
  * unless -f, and serves until unmounted or signalled.
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -104,7 +106,7 @@ static void usage(const char *prog)
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] MOUNTPOINT\n"
 	       "       %s --check [-o config=PATH]\n"
 	       "       %s status MOUNTPOINT\n"
-	       "       %s refresh MOUNTPOINT [DIRECTORY...]\n\n"
+	       "       %s refresh [--wait] MOUNTPOINT [DIRECTORY...]\n\n"
 	       "Mounts the connections of cloud and SaaS accounts as JSON "
 	       "files.\n\n"
 	       "connfs options:\n"
@@ -566,25 +568,97 @@ static int cat_control(const char *mnt, const char *file)
 	return failed ? 1 : 0;
 }
 
-static int subcommand(int argc, char *argv[])
+static int dir_xattr(const char *dir, const char *name, char *buf,
+		     size_t len)
+{
+	char key[64];
+	ssize_t n;
+
+	snprintf(key, sizeof(key), "user.connfs.%s", name);
+	n = getxattr(dir, key, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * --wait: a refresh that outlived the deadline goes on in the background;
+ * wait until no walk of dir runs, then say how the last one ended.
+ */
+static int wait_walked(const char *mnt, const char *name)
+{
+	char dir[4096], walking[8], err[512], state[32];
+	struct timespec tick = { 0, 200 * 1000000L };
+
+	snprintf(dir, sizeof(dir), "%s/%s", mnt, name);
+	while (!dir_xattr(dir, "walking", walking, sizeof(walking)) &&
+	       !strcmp(walking, "1"))
+		nanosleep(&tick, NULL);
+	if (dir_xattr(dir, "state", state, sizeof(state)) ||
+	    dir_xattr(dir, "last_error", err, sizeof(err))) {
+		fprintf(stderr, "connfs: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (!strcmp(state, "fresh")) {
+		printf("%s: the new listing is served\n", name);
+		return 0;
+	}
+	printf("%s: refresh failed: %s\n", name, err);
+	return 1;
+}
+
+/* --wait after refresh/all: every directory of the mount root. */
+static int wait_all(const char *mnt)
+{
+	DIR *d = opendir(mnt);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		fprintf(stderr, "connfs: %s: %s\n", mnt, strerror(errno));
+		return 1;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			rc |= wait_walked(mnt, de->d_name);
+	closedir(d);
+	return rc;
+}
+
+/* `connfs refresh [--wait] MNT [DIR...]`; every directory without DIR. */
+static int refresh_dirs(int argc, char *argv[], bool wait)
 {
 	char file[512];
 	int rc = 0;
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: connfs %s MOUNTPOINT%s\n", argv[1],
+	if (argc == 1) {
+		rc = cat_control(argv[0], "refresh/all");
+		return wait ? rc | wait_all(argv[0]) : rc;
+	}
+	for (int i = 1; i < argc; i++) {
+		snprintf(file, sizeof(file), "refresh/%s", argv[i]);
+		rc |= cat_control(argv[0], file);
+		if (wait)
+			rc |= wait_walked(argv[0], argv[i]);
+	}
+	return rc;
+}
+
+static int subcommand(int argc, char *argv[])
+{
+	bool wait = argc > 2 && !strcmp(argv[2], "--wait") &&
+		    !strcmp(argv[1], "refresh");
+
+	if (argc < 3 + wait) {
+		fprintf(stderr, "usage: connfs %s%s MOUNTPOINT%s\n", argv[1],
+			strcmp(argv[1], "refresh") ? "" : " [--wait]",
 			strcmp(argv[1], "refresh") ? "" : " [DIRECTORY...]");
 		return 2;
 	}
 	if (!strcmp(argv[1], "status"))
 		return cat_control(argv[2], "status");
-	if (argc == 3)
-		return cat_control(argv[2], "refresh/all");
-	for (int i = 3; i < argc; i++) {
-		snprintf(file, sizeof(file), "refresh/%s", argv[i]);
-		rc |= cat_control(argv[2], file);
-	}
-	return rc;
+	return refresh_dirs(argc - 2 - wait, argv + 2 + wait, wait);
 }
 
 static void free_options(struct options *o)

@@ -132,7 +132,7 @@ static void check_page(const struct page *pg)
 {
 	FUZZ_ASSERT(pg->n <= pg->cap);
 	for (size_t i = 0; i < pg->n; i++) {
-		const struct entry *e = pg->v[i];
+		const struct entry *e = &pg->v[i];
 
 		FUZZ_ASSERT(e->id && e->name[0] && e->obj);
 	}
@@ -204,7 +204,7 @@ static void check_snapshot(const struct snapshot *s)
 		const struct snap_entry *e = s->v[i];
 
 		check_name(e->name);
-		FUZZ_ASSERT(e->id && e->data);
+		FUZZ_ASSERT(e->id && e->name);
 		FUZZ_ASSERT(e->size == strlen(e->data));
 		FUZZ_ASSERT(e->size && e->data[e->size - 1] == '\n');
 		/* Sorted by name, names unique, ids unique. */

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Mount, part
+from conftest import BINARY, Mount, part
 
 EB, NG, AC = "eventbridge", "nango", "activecampaign"
 
@@ -334,3 +334,23 @@ def test_nostore_keeps_nothing(fresh_emu, tmp_path, mounts):
     with open(m.path(".connfs", "status")) as f:
         assert "store: off" in f.read()
     assert not (tmp_path / "store").exists()
+
+
+def test_refresh_wait_returns_when_the_new_listing_is_served(mount,
+                                                             fresh_emu):
+    conns = fresh_emu.generate(EB, 300, seed=33)
+    m = mount({EB: eb(deadline="0.3", page_size="100")})
+    fresh_emu.set_latency(EB, 250)
+    with pytest.raises(OSError):
+        os.listdir(m.path(EB))
+    wait_for(lambda: xattr(m.path(EB), "walking") == "0", timeout=60)
+    fresh_emu.set_connections(EB, conns[:150])
+    calls = fresh_emu.count(EB)
+    r = subprocess.run([BINARY, "refresh", "--wait", m.dir, EB],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "still walking" in r.stdout
+    assert "eventbridge: the new listing is served" in r.stdout
+    # Served at once, with no walk of its own.
+    assert len(os.listdir(m.path(EB))) == 150
+    assert fresh_emu.count(EB) == calls + 2
