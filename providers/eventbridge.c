@@ -1,5 +1,5 @@
 /*
- * AWS EventBridge ListConnections (providers.md §1): AWS JSON 1.1 RPC on
+ * AWS EventBridge ListConnections: AWS JSON 1.1 RPC on
  * `POST /`, SigV4-signed by libcurl, opaque NextToken paging, epoch-second
  * timestamps and the `__type` error envelope. This file builds requests and
  * parses responses only; it knows nothing of paging loops, retries or FUSE.
@@ -25,7 +25,7 @@ struct eventbridge {
 	char *state;
 };
 
-/* Error codes the AWS SDKs retry as throttling (providers.md §1.7). */
+/* Error codes the AWS SDKs retry as throttling (botocore's retry rules). */
 static const char *const throttle_codes[] = {
 	"Throttling", "ThrottlingException", "ThrottledException",
 	"RequestThrottledException", "TooManyRequestsException",
@@ -145,7 +145,7 @@ static int eb_filters(struct eventbridge *eb, struct conf_section *sec,
 		return conf_error(sec, "name_prefix", err, "'%s' is not a valid "
 				  "connection name prefix ([.-_A-Za-z0-9], "
 				  "1-64)", prefix);
-	/* The state enum is open (providers.md §1.5): check the form only. */
+	/* The state enum is open (AWS may add states): check the form only. */
 	if (state && !matches(state, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", 64))
 		return conf_error(sec, "state", err, "'%s' is not a connection "
 				  "state such as AUTHORIZED or "
