@@ -226,7 +226,7 @@ static struct {
 	double journal_days;
 } store = { .journal_days = 90 };
 
-/* -o cache_dir, else $XDG_CACHE_HOME, else /var/cache as root, else ~/.cache. */
+/* -o cache_dir, else $XDG_CACHE_HOME, /var/cache as root, ~/.cache. */
 static int store_setup(const struct options *o)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
