@@ -177,6 +177,20 @@ def fd_targets(pid):
     return {int(fd): os.readlink(os.path.join(d, fd)) for fd in os.listdir(d)}
 
 
+def auto_unmount_watcher(daemon):
+    """The fusermount3 that libfuse left running to unmount after a crash:
+    the daemon's only child named so (the daemon forked it at mount)."""
+    with open("/proc/%d/task/%d/children" % (daemon, daemon)) as f:
+        kids = [int(p) for p in f.read().split()]
+    names = {}
+    for pid in kids:
+        with open("/proc/%d/comm" % pid) as f:
+            names[pid] = f.read().strip()
+    found = [pid for pid, name in names.items() if name == "fusermount3"]
+    assert len(found) == 1, names
+    return found[0]
+
+
 def test_token_command_helper_inherits_nothing_of_the_daemon(fresh_emu,
                                                              tmp_path):
     """A password-manager agent left running by token_command holds only
@@ -207,13 +221,16 @@ def test_token_command_helper_inherits_nothing_of_the_daemon(fresh_emu,
         with open("/proc/%d/status" % helper) as f:
             status = f.read()
         assert "\nSigBlk:\t0000000000000000\n" in status, status
+        watcher = auto_unmount_watcher(m.proc.pid)
         m.proc.kill()
         m.proc.wait()
         assert not process_gone(helper, wait=0)     # the agent lives on
-        deadline = time.monotonic() + 10
-        while is_mounted(m.dir) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not is_mounted(m.dir), "auto_unmount did not happen"
+        # fusermount3 waits for the last copy of its socket to close; had
+        # the agent inherited one, it would wait for the agent.
+        assert process_gone(watcher), "fusermount3 still waits"
+        # Whether it then unmounts is libfuse's: 3.14 skips the unmount when
+        # the kernel closes its socket before /dev/fuse (its probe open()
+        # can get ECONNABORTED, not ENOTCONN), so the mount is not asserted.
     finally:
         for pid in pids.read_text().split() if pids.exists() else ():
             try:
