@@ -8,10 +8,11 @@ VERSION    := 0.1.0
 PYTHON     := /usr/bin/python3
 PREFIX     ?= /usr/local
 DESTDIR    ?=
-PKGS       := fuse3 libcurl libcjson sqlite3 libcrypto
+PKGS       := fuse3 libcurl libcjson sqlite3 libcrypto hiredis zlib
 DEB_PKGS   := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
               libcjson-dev python3 python3-pytest rsync attr jq clang \
-              libsqlite3-dev sqlite3 libssl-dev openssl valgrind
+              libsqlite3-dev sqlite3 libssl-dev openssl valgrind \
+              libhiredis-dev zlib1g-dev redis-tools
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g

@@ -91,18 +91,18 @@ static void fly(struct cache *c)
 {
 	char err[sizeof(c->st.last_msg)] = "";
 	void *v = NULL;
-	double now;
+	double now, age = 0;
 	int rc;
 
 	c->loading = c->st.loading = true;
 	c->started++;
 	c->st.loads++;
 	pthread_mutex_unlock(&c->lock);
-	rc = c->ops->load(c->arg, &v, err, sizeof(err));
+	rc = c->ops->load(c->arg, &v, &age, err, sizeof(err));
 	pthread_mutex_lock(&c->lock);
 	now = c->clock();
 	if (rc == 0) {
-		publish(c, v, now);
+		publish(c, v, now - (age > 0 ? age : 0));
 		c->st.stale = c->st.stored = false;
 	} else {
 		c->st.last_err = rc;

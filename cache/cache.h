@@ -21,8 +21,13 @@
 #include <stddef.h>
 
 struct cache_ops {
-	/* Produces a new value holding one reference; 0 or -errno. */
-	int (*load)(void *arg, void **value, char *err, size_t errlen);
+	/*
+	 * Produces a new value holding one reference; 0 or -errno. *age
+	 * (0 when the loader does not set it) is how many seconds old the
+	 * value already is: one another host loaded ages from that load.
+	 */
+	int (*load)(void *arg, void **value, double *age, char *err,
+		    size_t errlen);
 	void (*get)(void *value);	/* takes a reference */
 	void (*put)(void *value);	/* drops a reference */
 	/*

@@ -6,6 +6,7 @@
 #ifndef CONNFS_CONNFS_H
 #define CONNFS_CONNFS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -28,6 +29,11 @@ struct dir {
 	 * directory handle only while that is the served generation.
 	 */
 	_Atomic uint64_t rdc_gen;
+	/* Fleet mode: the generation in Redis of the served listing, and
+	 * whether another host walked it. */
+	_Atomic uint64_t fleet_gen;
+	atomic_bool from_fleet;
+	uint64_t bad_gen;		/* a Redis listing refused; loader only */
 };
 
 /*
@@ -80,6 +86,12 @@ struct dir *connfs_dir_by_ino(struct connfs *fs, uint64_t ino);
  * 0 or the load's -errno.
  */
 int dir_listing(struct dir *d, bool refresh, struct snapshot **s);
+/*
+ * Walks d's remote into a new snapshot (new reference in *s; the served
+ * one itself when nothing changed), saved and journaled in the local
+ * store. 0, or the walk's -errno with a message in err.
+ */
+int dir_walk(struct dir *d, struct snapshot **s, char *err, size_t errlen);
 
 /* The FUSE low-level operations (ops.c). */
 struct fuse_lowlevel_ops;

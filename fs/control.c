@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "persist.h"
+#include "share.h"
 #include "status.h"
 
 enum {
@@ -117,7 +118,10 @@ static struct journal_file *journal_of(struct connfs *fs, uint64_t ino)
 	j = &journals[i];
 	if (j->done && j->gen == gen)
 		return j;
-	if (persist_changes(ino == CTL_CHANGES ? NULL :
+	/* The fleet's journal when there is one, else this host's. */
+	if (share_changes(fs, ino == CTL_CHANGES ? NULL : &fs->dirs[i], &data,
+			  &len) &&
+	    persist_changes(ino == CTL_CHANGES ? NULL :
 			    fs->dirs[i].remote->name, &data, &len))
 		return j->done ? j : NULL;
 	if (!j->done || len != j->len || memcmp(data, j->data, len))

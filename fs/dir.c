@@ -1,6 +1,7 @@
 /*
  * Provider directories: each owns a remote and a cache whose loader walks
- * the remote into a fresh snapshot. A failed walk keeps the last good
+ * the remote into a fresh snapshot (in fleet mode, share.c decides whether
+ * this host walks or takes another host's walk). A failed walk keeps the last good
  * snapshot (the cache serves it stale) and says so in the log.
  */
 #include <errno.h>
@@ -14,13 +15,13 @@
 #include "notify.h"
 #include "persist.h"
 #include "ratelimit.h"
+#include "share.h"
 
 /* After a failed refresh, serve stale for this long before trying again. */
 #define RETRY_AFTER_FAILURE 5.0
 
-static int dir_load(void *arg, void **value, char *err, size_t errlen)
+int dir_walk(struct dir *d, struct snapshot **out, char *err, size_t errlen)
 {
-	struct dir *d = arg;
 	struct snap_builder b = { .instance = d->remote->name, .owner = d };
 	struct walk_stats cur, last;
 	struct walk_error werr;
@@ -60,8 +61,20 @@ static int dir_load(void *arg, void **value, char *err, size_t errlen)
 	remote_stats(d->remote, &walking, &cur, &last, &rate);
 	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",
 		d->remote->name, s->n, last.pages, last.requests);
-	*value = s;
+	atomic_store(&d->from_fleet, false);
+	*out = s;
 	return 0;
+}
+
+static int dir_load(void *arg, void **value, double *age, char *err,
+		    size_t errlen)
+{
+	struct dir *d = arg;
+
+	if (share_on())
+		return share_load(d, (struct snapshot **)value, age, err,
+				  errlen);
+	return dir_walk(d, (struct snapshot **)value, err, errlen);
 }
 
 static void snap_get_cb(void *v)

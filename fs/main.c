@@ -27,6 +27,7 @@
 #include "log.h"
 #include "notify.h"
 #include "persist.h"
+#include "share.h"
 #include "status.h"
 
 struct options {
@@ -39,6 +40,10 @@ struct options {
 	char *cache_dir;
 	char *journal_days;
 	int nostore;
+	char *redis;
+	char *redis_password_file;
+	char *redis_prefix;
+	char *redis_lease;
 	char *loglevel;
 	char *logfile;
 	int uid;
@@ -63,6 +68,10 @@ static const struct fuse_opt option_spec[] = {
 	OPT("cache_dir=%s", cache_dir),
 	OPT("nostore", nostore),
 	OPT("journal_days=%s", journal_days),
+	OPT("redis=%s", redis),
+	OPT("redis_password_file=%s", redis_password_file),
+	OPT("redis_prefix=%s", redis_prefix),
+	OPT("redis_lease=%s", redis_lease),
 	OPT("loglevel=%s", loglevel),
 	OPT("logfile=%s", logfile),
 	OPT("uid=%d", uid),
@@ -125,6 +134,16 @@ static void usage(const char *prog)
 	       "    -o nostore           no listing store, no change journal\n"
 	       "    -o journal_days=N    keep change journal entries N days "
 	       "(default 90)\n"
+	       "    -o redis=URL         fleet mode: share listings, walks "
+	       "and rate budgets through\n"
+	       "                         Redis (redis://[USER@]HOST[:PORT]"
+	       "[/DB], unix://[USER@]/PATH)\n"
+	       "    -o redis_password_file=PATH  the Redis password (a file "
+	       "only its owner reads)\n"
+	       "    -o redis_prefix=NAME key prefix; fleets on one Redis "
+	       "keep apart (default connfs)\n"
+	       "    -o redis_lease=SECONDS  a walker's lease, renewed while "
+	       "it walks (default 10)\n"
 	       "    -o loglevel=LEVEL    error, warn, info or debug\n"
 	       "    -o logfile=PATH      log to a file instead of "
 	       "stderr/syslog\n"
@@ -261,6 +280,31 @@ static int store_setup(const struct options *o)
 	if (rc)
 		fprintf(stderr, "connfs: %s\n", err);
 	return rc;
+}
+
+/*
+ * -o redis=: fleet mode. A login Redis refuses is an error now, like a
+ * bad config; a Redis that does not answer yet is waited out while the
+ * host walks alone. --check reports either on a line of its own.
+ */
+static int fleet_setup(const struct options *o, bool check)
+{
+	struct share_options so = {
+		.url = o->redis, .password_file = o->redis_password_file,
+		.prefix = o->redis_prefix, .lease = o->redis_lease,
+	};
+	char err[512] = "";
+	int rc = share_configure(&so, true, err, sizeof(err));
+
+	if (check && o->redis)
+		printf("fleet: %s%s\n", err[0] ? "FAILED: " : "ok",
+		       err[0] ? err : "");
+	else if (rc)
+		fprintf(stderr, "connfs: %s\n", err);
+	else if (err[0])
+		fprintf(stderr, "connfs: %s (walking alone until Redis "
+			"answers)\n", err);
+	return rc ? rc : check && err[0] ? -EIO : 0;
 }
 
 static void log_to_file(int level, const char *msg)
@@ -456,6 +500,8 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 	persist_open(store.dir, store.journal_days, NULL, 0);
 	block_signals(&old);
 	notify_start(se);
+	if (share_start(fs))
+		log_msg(LOG_ERR, "fleet mode could not start; walking alone");
 	/* Before the loop serves anything: a saved listing is there at once;
 	 * the cache threads it starts keep the stop signals blocked. */
 	connfs_seed(fs);
@@ -671,6 +717,10 @@ static void free_options(struct options *o)
 	free(o->proxy);
 	free(o->cache_dir);
 	free(o->journal_days);
+	free(o->redis);
+	free(o->redis_password_file);
+	free(o->redis_prefix);
+	free(o->redis_lease);
 	free(o->loglevel);
 	free(o->logfile);
 	free(o->nonopt[0]);
@@ -731,6 +781,7 @@ int main(int argc, char *argv[])
 	}
 	if (o.check) {
 		rc = check(&fs);
+		rc |= fleet_setup(&o, true) ? 1 : 0;
 		connfs_release(&fs);
 		curl_global_cleanup();
 		return cleanup(rc, &o, &args, co.mountpoint);
@@ -742,13 +793,15 @@ int main(int argc, char *argv[])
 	/* Read-only at the VFS: every write gets EROFS before reaching us. */
 	fuse_opt_add_arg(&args, "-oro,default_permissions,auto_unmount,"
 			 "fsname=connfs,subtype=connfs");
-	if (store_setup(&o)) {
+	if (store_setup(&o) || fleet_setup(&o, false)) {
 		connfs_release(&fs);
 		curl_global_cleanup();
 		return cleanup(1, &o, &args, co.mountpoint);
 	}
 	rc = serve(&args, &co, &fs);
+	share_quiesce();
 	connfs_release(&fs);
+	share_stop();
 	persist_close();
 	free(store.dir);
 	/* Handles the kernel never released (SIGTERM mid-flight). */

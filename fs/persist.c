@@ -151,7 +151,16 @@ static bool acquire(void)
 	return ps.st != NULL;
 }
 
-static int add_item(void *arg, const struct store_item *it)
+void persist_item(const struct snap_entry *e, struct store_item *it)
+{
+	*it = (struct store_item){
+		.name = e->name, .id = e->id, .data = e->data,
+		.size = e->size, .mtime_sec = e->mtime.tv_sec,
+		.mtime_nsec = e->mtime.tv_nsec, .ino = e->ino,
+	};
+}
+
+int persist_add_item(void *arg, const struct store_item *it)
 {
 	struct timespec mt = { .tv_sec = it->mtime_sec,
 			       .tv_nsec = it->mtime_nsec };
@@ -171,7 +180,8 @@ int persist_load(const char *key, const char *instance, void *owner,
 
 	*s = NULL;
 	if (acquire())
-		rc = store_load(ps.st, key, &walked, &count, add_item, &b, err,
+		rc = store_load(ps.st, key, &walked, &count, persist_add_item,
+				&b, err,
 				sizeof(err));
 	pthread_rwlock_unlock(&ps.lock);
 	if (!rc && !(*s = snap_builder_finish(&b, NULL)))
@@ -200,13 +210,9 @@ static int save(const char *key, const struct snapshot *s, double when)
 	int rc = store_save_begin(ps.st, key, when, &t);
 
 	for (size_t i = 0; !rc && i < s->n; i++) {
-		const struct snap_entry *e = s->v[i];
-		struct store_item it = {
-			.name = e->name, .id = e->id, .data = e->data,
-			.size = e->size, .mtime_sec = e->mtime.tv_sec,
-			.mtime_nsec = e->mtime.tv_nsec, .ino = e->ino,
-		};
+		struct store_item it;
 
+		persist_item(s->v[i], &it);
 		rc = store_save_item(t, &it);
 	}
 	if (rc) {
@@ -233,12 +239,16 @@ static int journal(const char *section, const struct snapshot *old,
 	if (!rc && n)
 		rc = store_journal_prune(ps.st, when - ps.journal_days * 86400,
 					 JOURNAL_MAX_ROWS);
-	if (!rc && n) {
-		pthread_mutex_lock(&ps.msg_lock);
-		ps.gen++;
-		pthread_mutex_unlock(&ps.msg_lock);
-	}
+	if (!rc && n)
+		persist_journal_bump();
 	return rc;
+}
+
+void persist_journal_bump(void)
+{
+	pthread_mutex_lock(&ps.msg_lock);
+	ps.gen++;
+	pthread_mutex_unlock(&ps.msg_lock);
 }
 
 void persist_walked(const char *key, const char *section,

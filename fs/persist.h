@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "snapshot.h"
+#include "store.h"
 
 /*
  * Opens the store in dir (NULL: no store). With err, unsafe permissions
@@ -30,10 +31,16 @@ int persist_load(const char *key, const char *instance, void *owner,
 void persist_walked(const char *key, const char *section,
 		    const struct snapshot *old, const struct snapshot *s);
 
+/* A saved item of e (pointing into e), and e rebuilt from one. */
+void persist_item(const struct snap_entry *e, struct store_item *it);
+/* A store_item_fn adding the item to the snap_builder arg. */
+int persist_add_item(void *arg, const struct store_item *it);
+
 /* The journal as NDJSON, oldest first; section NULL = every section. */
 int persist_changes(const char *section, char **data, size_t *len);
-/* Changes whenever the journal grows. */
+/* Changes whenever the journal grows (or, bumped, another one did). */
 unsigned persist_journal_gen(void);
+void persist_journal_bump(void);
 /* "off", "DIR", or "DIR: unavailable (reason)". */
 void persist_state(char *buf, size_t len);
 

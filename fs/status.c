@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "persist.h"
 #include "ratelimit.h"
+#include "share.h"
 
 #define XATTR_PREFIX STATUS_XATTR_PREFIX
 
@@ -26,6 +27,7 @@ struct dstat {
 	struct walk_stats cur, last;
 	struct rate_info rate;
 	bool walking;
+	bool from_fleet;
 	size_t entries;
 	double fetched;		/* wall clock, 0 if never */
 	double age;
@@ -39,6 +41,7 @@ static void gather(struct dir *d, struct dstat *s)
 	double mono = mono_now(), wall = wall_now(), seen;
 
 	cache_status(d->cache, &s->cache);
+	s->from_fleet = atomic_load(&d->from_fleet);
 	remote_stats(d->remote, &s->walking, &s->cur, &s->last, &s->rate);
 	/* reset_in was counted from the response that reported it. */
 	if (s->rate.reset_in >= 0) {
@@ -78,7 +81,10 @@ static const char *state_of(const struct dstat *s)
 		return "walking";
 	if (!s->cache.has_value)
 		return s->cache.last_err ? "failed" : "not-loaded";
-	return s->cache.stale ? "stale" : "fresh";
+	if (s->cache.stale)
+		return "stale";
+	/* Walked by another host of the fleet, taken from Redis. */
+	return s->from_fleet ? "fleet" : "fresh";
 }
 
 static int row(struct buf *b, struct dir *d)
@@ -124,6 +130,9 @@ char *status_text(struct connfs *fs, size_t *len)
 	persist_state(where, sizeof(where));
 	if (!rc)
 		rc = buf_printf(&b, "\nstore: %s\n", where);
+	share_state(where, sizeof(where));
+	if (!rc)
+		rc = buf_printf(&b, "fleet: %s\n", where);
 	if (rc) {
 		buf_release(&b);
 		return NULL;

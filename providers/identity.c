@@ -7,6 +7,12 @@
  * of token providers). A saved listing is keyed by it, so a listing
  * can never be served for another account or filter. It is one-way: no
  * token can be recovered from it.
+ *
+ * The rate budget of a remote is a second such hash over what the API's
+ * limit applies to: the account, not the filters: the provider type, the
+ * API's origin (scheme, host, port) and the credentials (the token
+ * headers, or what the provider says of its credentials). Sections that
+ * differ only in what they list share one budget.
  */
 #include <errno.h>
 #include <openssl/evp.h>
@@ -60,12 +66,68 @@ static int add_request(EVP_MD_CTX *ctx, struct remote *r)
 	return rc;
 }
 
+/* scheme://host[:port] of url: its length. */
+static size_t origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	return p ? strcspn(p + 3, "/?") + (size_t)(p + 3 - url) : strlen(url);
+}
+
+static void add_account(EVP_MD_CTX *ctx, struct remote *r)
+{
+	struct page_req pr = { .size = r->page_size };
+	struct http_req req = { 0 };
+	char desc[512] = "";
+
+	if (r->prov->describe_auth)
+		r->prov->describe_auth(r->state, desc, sizeof(desc));
+	add_str(ctx, desc);
+	if (r->prov->identity) {
+		add_str(ctx, r->prov->source_url ?
+			r->prov->source_url(r->state) : "");
+		add_str(ctx, getenv("AWS_ACCESS_KEY_ID"));
+		return;
+	}
+	if (!r->prov->build_list(r->state, &pr, &req)) {
+		add(ctx, req.url, origin_len(req.url));
+		for (size_t i = 0; i < req.nheaders; i++)
+			add_str(ctx, req.headers[i]);
+	}
+	http_req_release(&req);
+}
+
+static int hex_digest(EVP_MD_CTX *ctx, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+
+	if (!EVP_DigestFinal_ex(ctx, md, &len))
+		return -EIO;
+	for (unsigned i = 0; i < len && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static int remote_budget(struct remote *r)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -ENOMEM;
+
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		add_str(ctx, "connfs budget 1");
+		add_str(ctx, r->prov->name);
+		add_account(ctx, r);
+		rc = hex_digest(ctx, r->budget);
+	}
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
 int remote_identity(struct remote *r, const struct conf_section *sec)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned char md[EVP_MAX_MD_SIZE];
 	char extra[512] = "";
-	unsigned len = 0;
 	int rc;
 
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
@@ -86,10 +148,8 @@ int remote_identity(struct remote *r, const struct conf_section *sec)
 	else
 		rc = add_request(ctx, r);
 	add_str(ctx, extra);
-	if (!rc && !EVP_DigestFinal_ex(ctx, md, &len))
-		rc = -EIO;
+	if (!rc)
+		rc = hex_digest(ctx, r->identity);
 	EVP_MD_CTX_free(ctx);
-	for (unsigned i = 0; !rc && i < len && i < 32; i++)
-		snprintf(r->identity + 2 * i, 3, "%02x", md[i]);
-	return rc;
+	return rc ? rc : remote_budget(r);
 }

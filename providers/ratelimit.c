@@ -49,6 +49,7 @@ int sleep_secs(double secs)
 void ratelimit_init(struct ratelimit *rl, double rate, double burst)
 {
 	pthread_mutex_init(&rl->lock, NULL);
+	rl->shared = NULL;
 	rl->rate = rate;
 	rl->burst = burst < 1 ? 1 : burst;
 	rl->tokens = rl->burst;
@@ -64,6 +65,7 @@ void ratelimit_destroy(struct ratelimit *rl)
 int ratelimit_acquire(struct ratelimit *rl, double deadline)
 {
 	double now, wait = 0;
+	int rc;
 
 	pthread_mutex_lock(&rl->lock);
 	now = mono_now();
@@ -84,7 +86,14 @@ int ratelimit_acquire(struct ratelimit *rl, double deadline)
 	if (rl->rate > 0)
 		rl->tokens -= 1;
 	pthread_mutex_unlock(&rl->lock);
-	return sleep_secs(wait);
+	if ((rc = sleep_secs(wait)) || !rl->shared || rl->rate <= 0)
+		return rc;
+	/* The shared slot is reserved last, as close to the send as can be. */
+	rc = rl->shared->take(rl->shared->arg, rl->rate, rl->burst,
+			      deadline - mono_now(), &wait);
+	if (rc == -ETIMEDOUT)
+		return rc;
+	return rc ? 0 : sleep_secs(wait);
 }
 
 void ratelimit_pause(struct ratelimit *rl, double until)
@@ -93,4 +102,7 @@ void ratelimit_pause(struct ratelimit *rl, double until)
 	if (until > rl->paused_until)
 		rl->paused_until = until;
 	pthread_mutex_unlock(&rl->lock);
+	if (rl->shared && rl->rate > 0)
+		rl->shared->pause(rl->shared->arg, rl->rate, rl->burst,
+				  until - mono_now());
 }

@@ -8,7 +8,21 @@
 
 #include <pthread.h>
 
+/*
+ * A budget shared beyond this process (fleet mode): take reserves the
+ * next slot of every sharer together and says how long until it (0), or
+ * -ETIMEDOUT when that is beyond max_wait; any other error means the
+ * shared budget is unavailable now and the local bucket alone applies.
+ */
+struct ratelimit_shared {
+	int (*take)(void *arg, double rate, double burst, double max_wait,
+		    double *wait);
+	void (*pause)(void *arg, double rate, double burst, double secs);
+	void *arg;
+};
+
 struct ratelimit {
+	const struct ratelimit_shared *shared;	/* or NULL; set before use */
 	pthread_mutex_t lock;
 	double rate;		/* tokens per second; 0 = unlimited */
 	double burst;

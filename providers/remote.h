@@ -69,6 +69,7 @@ struct remote {
 	struct rate_info rate;
 	double rate_seen;	/* when rate was reported (wall clock) */
 	char identity[65];	/* account identity, hex SHA-256 (identity.c) */
+	char budget[65];	/* rate budget identity, hex SHA-256 */
 };
 
 /*
@@ -80,8 +81,8 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 void remote_free(struct remote *r);
 
 /*
- * Fills r->identity from the configured remote and its section (at the
- * end of remote_new). 0 or -errno.
+ * Fills r->identity and r->budget from the configured remote and its
+ * section (at the end of remote_new). 0 or -errno.
  */
 int remote_identity(struct remote *r, const struct conf_section *sec);
 

@@ -68,7 +68,8 @@ static void sleep_ms(long ms)
 		;
 }
 
-static int load(void *arg, void **value, char *err, size_t errlen)
+static int load(void *arg, void **value, double *age, char *err,
+		size_t errlen)
 {
 	struct loader *l = arg;
 	struct val *v;
