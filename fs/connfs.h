@@ -34,6 +34,7 @@ struct dir {
 	_Atomic uint64_t fleet_gen;
 	atomic_bool from_fleet;
 	uint64_t bad_gen;		/* a Redis listing refused; loader only */
+	atomic_bool walk_wanted;	/* a refresh asked for a real walk */
 };
 
 /*

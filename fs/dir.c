@@ -117,6 +117,7 @@ int dir_listing(struct dir *d, bool refresh, struct snapshot **s)
 		return cache_get(d->cache, (void **)s);
 	if (!refresh && (*s = cache_peek(d->cache)))
 		return 0;
+	atomic_store(&d->walk_wanted, true);
 	rc = cache_refresh(d->cache, d->remote->deadline);
 	*s = cache_peek(d->cache);
 	return *s ? 0 : rc;

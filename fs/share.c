@@ -11,6 +11,9 @@
  *      gone (its holder died: then one of them takes the lease).
  *   3. Redis unavailable at any step: walk alone, as without a fleet.
  *
+ * A refresh someone asked for (connfs refresh, opendir with ttl = 0)
+ * skips step 1: it wants a walk that starts now, not the last one.
+ *
  * Hosts that did not ask hear of a publish from the tier's thread and
  * refresh, which is step 1. A listing from Redis that fails validation
  * is logged once and never served: the next walk replaces it.
@@ -308,8 +311,8 @@ static void publish(struct dir *d, const struct snapshot *old,
 }
 
 /* Step 2 for the lease holder. */
-static int walk_for_fleet(struct dir *d, struct snapshot **s, double *age,
-			  char *err, size_t errlen)
+static int walk_for_fleet(struct dir *d, bool walk, struct snapshot **s,
+			  double *age, char *err, size_t errlen)
 {
 	const char *key = d->remote->identity;
 	struct snapshot *old;
@@ -317,7 +320,7 @@ static int walk_for_fleet(struct dir *d, struct snapshot **s, double *age,
 	int rc;
 
 	/* Another host may have published between the look and the lease. */
-	if (!fleet_meta(sh.fleet, key, &m) && servable(d, &m) &&
+	if (!walk && !fleet_meta(sh.fleet, key, &m) && servable(d, &m) &&
 	    !take(d, &m, s, age)) {
 		fleet_lease_release(sh.fleet, key);
 		return 0;
@@ -358,13 +361,15 @@ int share_load(struct dir *d, struct snapshot **s, double *age, char *err,
 {
 	struct remote *r = d->remote;
 	double until = mono_now() + (double)r->deadline_ms / 1000;
+	/* A refresh someone asked for wants a walk, not the last one. */
+	bool walk = atomic_exchange(&d->walk_wanted, false);
 	struct fleet_meta m;
 	int rc;
 
-	for (;;) {
+	for (;; walk = false) {
 		if (fleet_meta(sh.fleet, r->identity, &m))
 			break;
-		if (servable(d, &m)) {
+		if (!walk && servable(d, &m)) {
 			rc = take(d, &m, s, age);
 			if (rc != -EBADMSG) {
 				if (rc != -ENOTCONN)
@@ -376,7 +381,7 @@ int share_load(struct dir *d, struct snapshot **s, double *age, char *err,
 		if (rc < 0)
 			break;
 		if (rc == 1)
-			return walk_for_fleet(d, s, age, err, errlen);
+			return walk_for_fleet(d, walk, s, age, err, errlen);
 		rc = wait_for_walker(d, m.gen, until);
 		if (rc == -ENOTCONN)
 			break;

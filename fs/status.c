@@ -329,6 +329,7 @@ char *status_refresh(struct dir *d, size_t *len)
 	char *out;
 	int rc;
 
+	atomic_store(&d->walk_wanted, true);
 	rc = cache_refresh(d->cache, d->remote->deadline);
 	s = cache_peek(d->cache);
 	cache_status(d->cache, &cs);

@@ -57,6 +57,7 @@ struct loader {
 	const char *msg;	/* error text, or NULL */
 	long sleep_ms;
 	int gen;
+	double age;		/* reported as the age of each value */
 	atomic_bool gated;	/* loads wait until the test opens the gate */
 };
 
@@ -91,6 +92,7 @@ static int load(void *arg, void **value, double *age, char *err,
 	v->gen = ++l->gen;
 	atomic_fetch_add(&vals_alive, 1);
 	*value = v;
+	*age = l->age;
 	return 0;
 }
 
@@ -173,6 +175,38 @@ static void test_ttl(void)
 	val_put(v1);
 	CHECK_INT(atomic_load(&vals_alive), 1);
 	val_put(v2);
+	cache_free(c);
+	CHECK_INT(atomic_load(&vals_alive), 0);
+}
+
+/* A value another host loaded ages from that load: it expires sooner. */
+static void test_loaded_age(void)
+{
+	struct loader l = { .age = 7 };
+	struct cache_status st;
+	struct cache *c;
+	struct val *v1, *v;
+	int rc;
+
+	fake_now = 5000;
+	c = cache_new(&ops, &l, &waiting, fake_clock);
+	v1 = get(c, &rc);
+	CHECK_INT(rc, 0);
+	cache_status(c, &st);
+	CHECK(st.loaded_at == 5000 - 7);
+	/* Still fresh 2.9 s later, expired after TTL - 7 s. */
+	fake_now = 5000 + 2.9;
+	v = get(c, &rc);
+	CHECK(v == v1);
+	val_put(v);
+	CHECK_INT(atomic_load(&l.calls), 1);
+	fake_now = 5000 + TTL - 7 + 0.01;
+	l.age = 0;
+	v = get(c, &rc);
+	CHECK(v && v != v1);
+	CHECK_INT(atomic_load(&l.calls), 2);
+	val_put(v);
+	val_put(v1);
 	cache_free(c);
 	CHECK_INT(atomic_load(&vals_alive), 0);
 }
@@ -689,6 +723,7 @@ static void test_refcount_balance(void)
 int main(void)
 {
 	test_ttl();
+	test_loaded_age();
 	test_stale();
 	test_no_value_errors();
 	test_expire();
