@@ -38,7 +38,9 @@ static const char RELEASE[] =
 /*
  * Swaps the uploaded listing in, bumps the generation and appends the
  * walk's journal lines, atomically and only for the lease holder, then
- * announces it. KEYS: staging, listing, meta, lease, journal; ARGV:
+ * announces it. A generation is at least the publish's Redis time in
+ * microseconds, so one is never used twice, not even after Redis lost its
+ * data while a host still remembers an old one. KEYS: staging, listing, meta, lease, journal; ARGV:
  * owner, channel, listing key, section, journal cap, lines...
  */
 static const char PUBLISH[] =
@@ -46,9 +48,12 @@ static const char PUBLISH[] =
 	"return redis.error_reply('CONNFSLEASE the lease was lost') end "
 	"redis.call('RENAME', KEYS[1], KEYS[2]) "
 	"local t = redis.call('TIME') "
-	"local gen = redis.call('HINCRBY', KEYS[3], 'gen', 1) "
-	"redis.call('HSET', KEYS[3], 'at', t[1] .. string.format('%06d', "
-	"tonumber(t[2]))) "
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
+	"local gen = tonumber(redis.call('HGET', KEYS[3], 'gen')) or 0 "
+	"if gen < now then gen = now else gen = gen + 1 end "
+	"gen = string.format('%d', gen) "
+	"redis.call('HSET', KEYS[3], 'gen', gen, 'at', string.format('%d', "
+	"now)) "
 	"for i = 6, #ARGV do "
 	"  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'key', "
 	"    ARGV[3], 'section', ARGV[4], 'line', ARGV[i]) end "
@@ -91,6 +96,7 @@ struct fleet {
 	const struct redis_target *target;
 	char *prefix;
 	double lease, timeout;
+	void (*changed)(const char *reason);
 	char owner[160];	/* host:pid:random, the lease holder's name */
 	char lease_ms[24];
 
@@ -138,14 +144,19 @@ static const char *reason_of(const struct fleet *f, const char *err)
 
 static void mark_down(struct fleet *f, const char *err)
 {
+	char reason[sizeof(f->reason)] = "";
+
 	pthread_mutex_lock(&f->lock);
 	if (!f->down)
-		snprintf(f->reason, sizeof(f->reason), "%s",
-			 reason_of(f, err));
+		snprintf(reason, sizeof(reason), "%s", reason_of(f, err));
+	if (reason[0])
+		snprintf(f->reason, sizeof(f->reason), "%s", reason);
 	f->down = true;
 	while (f->npool)
 		redis_close(f->pool[--f->npool]);
 	pthread_mutex_unlock(&f->lock);
+	if (reason[0] && f->changed)
+		f->changed(reason);
 }
 
 static struct redis_conn *conn_get(struct fleet *f, int *rc)
@@ -392,6 +403,8 @@ static void reconnect(struct fleet *f)
 		f->reason[0] = 0;
 		pthread_mutex_unlock(&f->lock);
 		conn_put(f, c);
+		if (f->changed)
+			f->changed(NULL);
 		return;
 	}
 	redis_close(c);
@@ -531,6 +544,7 @@ int fleet_open(const struct fleet_params *p, struct fleet **out)
 	f->target = p->target;
 	f->lease = p->lease;
 	f->timeout = p->timeout;
+	f->changed = p->changed;
 	snprintf(f->lease_ms, sizeof(f->lease_ms), "%.0f", p->lease * 1000);
 	make_owner(f);
 	pthread_mutex_init(&f->lock, NULL);

@@ -5,8 +5,8 @@
  * Keys (P = prefix, ID = a listing key; the {ID} hash tag keeps one
  * listing's keys in one slot):
  *   P:{ID}:listing    the listing, one blob (blob.h)
- *   P:{ID}:meta       hash: gen (bumped by every publish), at (Redis time
- *                     of the publish, microseconds)
+ *   P:{ID}:meta       hash: gen (grows with every publish, never reused),
+ *                     at (Redis time of the publish, microseconds)
  *   P:{ID}:lease      the walker's owner string, SET NX PX, renewed
  *   P:{ID}:staging:O  a listing being uploaded by owner O
  *   P:rate:{B}        the GCRA state of rate budget B
@@ -36,6 +36,11 @@ struct fleet_params {
 	const char *prefix;
 	double lease;		/* seconds a lease lasts unless renewed */
 	double timeout;		/* seconds per Redis call */
+	/*
+	 * Optional: told when the tier becomes unavailable (reason) and
+	 * available again (NULL), from whichever thread saw it.
+	 */
+	void (*changed)(const char *reason);
 };
 
 struct fleet;

@@ -83,12 +83,24 @@ static bool valid_prefix(const char *p)
 	return true;
 }
 
+static void changed(const char *reason)
+{
+	if (reason)
+		log_msg(LOG_WARNING, "fleet: %s (prefix %s) unavailable: %s; "
+			"walking alone until it answers", sh.target.display,
+			sh.prefix, reason);
+	else
+		log_msg(LOG_NOTICE, "fleet: %s (prefix %s) answers again",
+			sh.target.display, sh.prefix);
+}
+
 static struct fleet_params params(void)
 {
 	return (struct fleet_params){ .target = &sh.target,
 				      .prefix = sh.prefix,
 				      .lease = sh.lease,
-				      .timeout = CALL_TIMEOUT };
+				      .timeout = CALL_TIMEOUT,
+				      .changed = changed };
 }
 
 int share_configure(const struct share_options *o, bool verify, char *err,
