@@ -21,6 +21,11 @@ Measures (issue 5):
  4  warm speed vs a copy of the tree on tmpfs
  5  memory: peak RSS holding 100,000 connections; RSS over 1,000 rounds
  6  scaling: cold and warm `ls -l` per connection from 100 to 100,000
+ 7  the listing store: mount to first `ls`, RSS of a saved walk, `ls -l`
+    during a background refresh
+ 8  fleet mode (one Redis, many daemons): API requests of N hosts listing
+    one cold section, time to serve another host's walk, warm `ls -l`
+    with fleet mode on vs off
 
 Standard library only.
 """
@@ -49,6 +54,7 @@ ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
 
 from emulator import CREDENTIALS, EmulatorClient  # noqa: E402
+from redis_server import Redis  # noqa: E402
 
 BINARY = os.path.join(ROOT, "connfs")     # main() copies it to the work dir
 DAEMON_ENV = {}                             # --env K=V for experiments
@@ -723,6 +729,126 @@ def store_rows(cfg, emu, work, table):
               ratio <= 1.2)
 
 
+# --------------------------------------------------------------------------
+# 8. Fleet mode: daemons sharing listings through Redis
+
+def hosts_at_once(paths):
+    """`ls -1` of every path at the same moment: the entries each listed."""
+    procs = [subprocess.Popen(["ls", "-1", p], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) for p in paths]
+    return [len(p.communicate()[0].splitlines()) for p in procs]
+
+
+def fleet_rows(cfg, emu, work, table):
+    """8a: list requests of N hosts listing one cold section at once; 8b:
+    a host serving the listing another host walked (cold `ls`, and the
+    pickup of a refresh); 8c: warm `ls -l` with fleet mode on vs off."""
+    try:
+        redis = Redis(os.path.join(work, "redis")).start()
+    except (RuntimeError, OSError) as e:
+        PROBLEMS.append("fleet rows (8) not run: %s" % e)
+        return
+    prov = "activecampaign"
+    keys = dict(FAST, page_size=str(PAGE))
+    fleet = ["redis=" + redis.url]
+    try:
+        # 8a: one walk whatever the number of hosts.
+        n = cfg.cold_n
+        pages = -(-n // PAGE)
+        emu.only(prov, n, LATENCY_MS)
+        got = {}
+        for hosts in (1, 4, 8):
+            redis.cli("FLUSHALL")
+            ms = [Mount(work, emu, {prov: keys}, options=fleet)
+                  for _ in range(hosts)]
+            try:
+                emu.clear_requests()
+                lines = hosts_at_once([m.path(prov) for m in ms])
+                got[hosts] = emu.count(prov)
+            finally:
+                for m in ms:
+                    m.unmount()
+            if set(lines) != {n}:
+                PROBLEMS.append("8a: %d hosts listed %s entries"
+                                % (hosts, sorted(set(lines))))
+            say("  %d host(s): %d requests", hosts, got[hosts])
+        one = got[1]
+        table.add("8a", "API requests of N = 1, 4, 8 fleet hosts listing "
+                  "one cold section at once (ActiveCampaign, %s conns, "
+                  "page %d, %d ms/request)" % (fmt_n(n), PAGE, LATENCY_MS),
+                  "%s; ratio to 1 host %s" % (
+                      ", ".join("N=%d: %d" % kv for kv in sorted(got.items())),
+                      ", ".join("%.2f×" % (got[k] / one) for k in (4, 8))),
+                  "%d each (the single-host count)" % pages,
+                  set(got.values()) == {pages} and one == pages)
+
+        # 8b: serving a listing another host walked (10,000 conns).
+        n = 10000
+        emu.only(prov, n)
+        redis.cli("FLUSHALL")
+        cold, pickup = [], []
+        with Mount(work, emu, {prov: keys}, options=fleet) as a:
+            if len(os.listdir(a.path(prov))) != n:
+                PROBLEMS.append("8b: the walking host listed too few")
+            objs = None
+            for rep in range(cfg.reps):
+                walked = emu.count(prov)
+                with Mount(work, emu, {prov: keys}, options=fleet) as b:
+                    t, got_n = timed_listdir(b.path(prov))
+                    cold.append(t)
+                    if got_n != n or emu.count(prov) != walked:
+                        PROBLEMS.append("8b: the second host listed %d "
+                                        "with %d requests of its own"
+                                        % (got_n, emu.count(prov) - walked))
+                    # A walk on a: how soon b serves it.
+                    if objs is None:
+                        objs = emu.c._call("GET", "connections/" + prov)
+                    extra = dict(objs[0], id=str(5_000_000 + rep),
+                                 name="fleet-bench-%d" % rep)
+                    emu.c.add_connection(prov, extra)
+                    n += 1
+                    with open(a.path(".connfs", "refresh", prov)) as f:
+                        f.read()
+                    t0 = time.monotonic()
+                    while len(os.listdir(b.path(prov))) != n:
+                        if time.monotonic() - t0 > 30:
+                            PROBLEMS.append("8b: no pickup within 30 s")
+                            break
+                        time.sleep(0.005)
+                    pickup.append(time.monotonic() - t0)
+                say("  8b rep %d: cold %.3f s, pickup %.3f s", rep + 1,
+                    cold[-1], pickup[-1])
+        tc, tp = median(cold), median(pickup)
+        table.add("8b", "a fleet host serving a listing another host "
+                  "walked, 10,000 conns: its cold `ls`; a refresh "
+                  "elsewhere until served", "cold %.2f s, pickup %.2f s "
+                  "(0 API requests)" % (tc, tp), "≤ 1 s",
+                  tc <= 1.0 and tp <= 1.0)
+
+        # 8c: warm ls -l, fleet on vs off.
+        n = 10000
+        emu.only(prov, n)
+        redis.cli("FLUSHALL")
+        on_t, off_t = [], []
+        with Mount(work, emu, {prov: keys}, options=fleet) as on, \
+                Mount(work, emu, {prov: keys}) as off:
+            for m in (on, off):
+                os.listdir(m.path(prov))
+                sh("ls -l " + prov, m.dir)
+            for rep in range(cfg.warm_reps):
+                order = (on, off) if rep % 2 == 0 else (off, on)
+                for m in order:
+                    (on_t if m is on else off_t).append(
+                        sh("ls -l " + prov, m.dir))
+        r = median(on_t) / median(off_t)
+        table.add("8c", "warm `ls -l` of 10,000 files, fleet mode on ÷ off",
+                  "%.2f× (%.1f ms vs %.1f ms)" % (
+                      r, median(on_t) * 1e3, median(off_t) * 1e3),
+                  "≤ 1.1×", r <= 1.1)
+    finally:
+        redis.close()
+
+
 def rss_rounds(cfg, emu, work, table):
     """RSS after many warm `ls -l` + `grep -r` rounds vs after the first."""
     n = 2000
@@ -830,7 +956,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="smaller sizes and 3 repetitions (~1 minute)")
     ap.add_argument("--reps", type=int, help="repetitions per ratio")
-    ap.add_argument("--only", default="1234567",
+    ap.add_argument("--only", default="12345678",
                     help="measures to run, e.g. 1,4 (default all)")
     ap.add_argument("--no-upcalls", dest="upcalls", action="store_false",
                     help="skip counting FUSE requests per command (-d mount)")
@@ -890,6 +1016,8 @@ def main(argv=None):
             rss_rounds(cfg, emu, work, table)
         if "7" in cfg.only:
             store_rows(cfg, emu, work, table)
+        if "8" in cfg.only:
+            fleet_rows(cfg, emu, work, table)
         if cfg.upcalls:
             up = upcalls(cfg, emu, work)
     finally:
