@@ -78,10 +78,12 @@ check: connfs unit
 	  tests/emulator tests/integration tests/stress/stress.py
 
 # ThreadSanitizer over the unit tests and the integration tests that drive
-# the pager, the cache, the notifier and refreshes from many threads.
+# the pager, the cache, the notifier, the fleet tier and refreshes from
+# many threads.
 TSAN_TESTS := tests/integration/test_coherence.py \
               tests/integration/test_faults.py \
-              tests/integration/test_operations.py
+              tests/integration/test_operations.py \
+              tests/integration/test_fleet.py
 tsan:
 	@$(MAKE) -s clean
 	@$(MAKE) -s TSAN=1 connfs unit

@@ -758,6 +758,38 @@ def test_password_in_the_redis_url_is_refused(tmp_path, fresh_emu):
         assert pw not in out, out
 
 
+def test_redis_out_of_memory_the_host_walks_alone_then_rejoins(
+        fleet, fresh_emu, redis_server):
+    n = 250
+    conns = fresh_emu.generate(AC, n, seed=112)
+    a, b = fleet.hosts(2, {AC: dict(FAST)})
+    assert ls_at_once([a.path(AC), b.path(AC)]) == [n, n]
+    assert fresh_emu.count(AC) == 3
+    # Every write now refused with OOM (the default noeviction policy).
+    redis_server.cli("CONFIG", "SET", "maxmemory", "1")
+    added = new_conn(conns[0], 990006, "fleet-oom-new")
+    fresh_emu.add_connection(AC, added)
+    assert "refreshed" in refresh(a)             # walked alone
+    assert fresh_emu.count(AC) == 6
+    assert ac_name(added) in os.listdir(a.path(AC))
+    line = fleet_line(a)
+    assert "unavailable (" in line and "OOM" in line, line
+    assert any("unavailable" in ln and "OOM" in ln
+               for ln in a.logs().splitlines())
+    every_operation(a, 30, n + 1)
+    # Writable again: a rejoins by itself, and its next walk is b's too.
+    redis_server.cli("CONFIG", "SET", "maxmemory", "0")
+    wait_for(lambda: fleet_ok(a, redis_server.url), 15, "a to rejoin")
+    assert any("answers again" in ln for ln in a.logs().splitlines())
+    assert "refreshed" in refresh(a)
+    assert fresh_emu.count(AC) == 9
+    wait_for(lambda: ac_name(added) in os.listdir(b.path(AC)), 5,
+             "b to take a's walk")
+    assert fresh_emu.count(AC) == 9              # none of b's own
+    assert dir_status(b, AC)["state"] == "fleet"
+    assert snapshot(a.path(AC)) == snapshot(b.path(AC))
+
+
 def test_unreachable_redis_at_mount_works_alone(fleet, fresh_emu, tmp_path):
     fresh_emu.generate(AC, 250, seed=110)
     nowhere = tempfile.mkdtemp(prefix="connfs-noredis-")

@@ -61,9 +61,10 @@ def status_rows(text):
     assert lines[0].split() == ["DIRECTORY", "PROVIDER", "STATE", "ENTRIES",
                                 "AGE", "PAGES", "REQS", "RETRIES",
                                 "RATE-LIMIT", "PROGRESS", "LAST-ERROR"]
-    # A blank line, then the store's line, end the table.
+    # A blank line, then the store's and the fleet's lines, end the table.
     rows = lines[1:lines.index("")]
     assert lines[lines.index("") + 1].startswith("store: ")
+    assert lines[lines.index("") + 2].startswith("fleet: ")
     return rows
 
 
@@ -921,8 +922,9 @@ def test_concurrent_status_readers_always_get_whole_renderings(mount,
                 bad.append("%s: %r" % (e, text[-80:]))
             with open(m.path(".connfs", "status")) as f:
                 lines = f.read().splitlines()
-            if (len(lines) != 5 or not lines[0].startswith("DIRECTORY")
-                    or not lines[4].startswith("store: ")):
+            if (len(lines) != 6 or not lines[0].startswith("DIRECTORY")
+                    or not lines[4].startswith("store: ")
+                    or lines[5] != "fleet: off"):
                 bad.append("status table: %r" % lines)
             reads.append(1)
 
