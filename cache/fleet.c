@@ -848,7 +848,8 @@ int fleet_publish_commit(struct fleet_txn *t, const char *section,
 					section, JOURNAL_CAP };
 
 		memcpy(argv, fixed, sizeof(fixed));
-		memcpy(argv + 13, lines, n * sizeof(*lines));
+		if (n)
+			memcpy(argv + 13, lines, n * sizeof(*lines));
 		cmd.argv = argv;
 		rc = redis_run(t->c, &cmd, 1, &r, err, sizeof(err));
 	}
