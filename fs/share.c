@@ -192,7 +192,9 @@ int share_start(struct connfs *fs)
 				      on_publish, d)))
 			return rc;
 	}
+	pthread_mutex_lock(&sh.lock);
 	sh.live = true;
+	pthread_mutex_unlock(&sh.lock);
 	return 0;
 }
 
