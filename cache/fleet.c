@@ -40,8 +40,9 @@ static const char RELEASE[] =
  * walk's journal lines, atomically and only for the lease holder, then
  * announces it. A generation is at least the publish's Redis time in
  * microseconds, so one is never used twice, not even after Redis lost its
- * data while a host still remembers an old one. KEYS: staging, listing, meta, lease, journal; ARGV:
- * owner, channel, listing key, section, journal cap, lines...
+ * data while a host still remembers an old one. KEYS: staging, listing,
+ * meta, lease, journal; ARGV: owner, channel, listing key, section,
+ * journal cap, lines...
  */
 static const char PUBLISH[] =
 	"if redis.call('GET', KEYS[4]) ~= ARGV[1] then "
@@ -350,10 +351,12 @@ static void poll_gens(struct fleet *f)
 
 static void renew_leases(struct fleet *f)
 {
-	pthread_mutex_lock(&f->lock);
-	size_t n = f->nheld;
-	char **keys = calloc(n ? n : 1, sizeof(*keys));
+	char **keys;
+	size_t n;
 
+	pthread_mutex_lock(&f->lock);
+	n = f->nheld;
+	keys = calloc(n ? n : 1, sizeof(*keys));
 	for (size_t i = 0; keys && i < n; i++)
 		keys[i] = strdup(f->held[i]);
 	pthread_mutex_unlock(&f->lock);
@@ -408,7 +411,7 @@ static void reconnect(struct fleet *f)
 		return;
 	}
 	redis_close(c);
-	/* Keep the first reason unless the new one says more. */
+	/* The status view shows why the latest attempt failed. */
 	pthread_mutex_lock(&f->lock);
 	snprintf(f->reason, sizeof(f->reason), "%s", reason_of(f, err));
 	pthread_mutex_unlock(&f->lock);

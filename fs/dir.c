@@ -1,8 +1,8 @@
 /*
  * Provider directories: each owns a remote and a cache whose loader walks
  * the remote into a fresh snapshot (in fleet mode, share.c decides whether
- * this host walks or takes another host's walk). A failed walk keeps the last good
- * snapshot (the cache serves it stale) and says so in the log.
+ * this host walks or takes another host's walk). A failed walk keeps the
+ * last good snapshot (the cache serves it stale) and says so in the log.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,11 +70,13 @@ static int dir_load(void *arg, void **value, double *age, char *err,
 		    size_t errlen)
 {
 	struct dir *d = arg;
+	struct snapshot *s;
+	int rc = share_on() ? share_load(d, &s, age, err, errlen) :
+			      dir_walk(d, &s, err, errlen);
 
-	if (share_on())
-		return share_load(d, (struct snapshot **)value, age, err,
-				  errlen);
-	return dir_walk(d, (struct snapshot **)value, err, errlen);
+	if (!rc)
+		*value = s;
+	return rc;
 }
 
 static void snap_get_cb(void *v)

@@ -173,14 +173,14 @@ static void on_publish(void *arg, uint64_t gen)
 int share_start(struct connfs *fs)
 {
 	struct fleet_params p = params();
-	int rc;
+	int rc = 0;
 
 	if (!sh.on)
 		return 0;
 	sh.budgets = calloc(fs->ndirs ? fs->ndirs : 1, sizeof(*sh.budgets));
-	if (!sh.budgets || (rc = fleet_open(&p, &sh.fleet)))
-		return -ENOMEM;
-	for (size_t i = 0; i < fs->ndirs; i++) {
+	if (!sh.budgets || fleet_open(&p, &sh.fleet))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < fs->ndirs; i++) {
 		struct dir *d = &fs->dirs[i];
 		struct budget *b = &sh.budgets[i];
 
@@ -188,9 +188,15 @@ int share_start(struct connfs *fs)
 						    b };
 		b->key = d->remote->budget;
 		d->remote->rl.shared = &b->ops;
-		if ((rc = fleet_watch(sh.fleet, d->remote->identity,
-				      on_publish, d)))
-			return rc;
+		rc = fleet_watch(sh.fleet, d->remote->identity, on_publish, d);
+	}
+	if (rc) {
+		/* All or nothing: a half-attached fleet would be worse. */
+		for (size_t i = 0; i < fs->ndirs; i++)
+			fs->dirs[i].remote->rl.shared = NULL;
+		fleet_close(sh.fleet);
+		sh.fleet = NULL;
+		return rc;
 	}
 	pthread_mutex_lock(&sh.lock);
 	sh.live = true;
