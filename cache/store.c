@@ -278,8 +278,12 @@ static int conn_open(struct store *st, sqlite3 **out)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(db, STORE_BUSY_MS);
 	if (rc == SQLITE_OK)
+		/* A small page cache: saves and loads stream through the
+		 * tables once, and each of the handle's connections would
+		 * otherwise keep up to 2 MiB of pages in the daemon. */
 		rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL;"
-				  "PRAGMA journal_size_limit = 16777216",
+				  "PRAGMA journal_size_limit = 16777216;"
+				  "PRAGMA cache_size = -256",
 				  NULL, NULL, NULL);
 	if (rc == SQLITE_OK && st->max_pages) {
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %u",

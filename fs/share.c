@@ -306,8 +306,9 @@ static void publish(struct dir *d, const struct snapshot *old,
 	int rc;
 
 	if (old && old != s && journal_diff(&j, r->name, wall_now(), old, s))
-		return;
-	rc = fleet_publish_begin(sh.fleet, r->identity, s->n, &t);
+		rc = -ENOMEM;
+	else
+		rc = fleet_publish_begin(sh.fleet, r->identity, s->n, &t);
 	for (size_t i = 0; !rc && i < s->n; i++) {
 		struct store_item it;
 
