@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "connfs.h"
 
@@ -19,6 +20,8 @@ struct job {
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	pthread_cond_t idle;	/* done moved */
+	uint64_t queued, done;	/* jobs so far */
 	struct fuse_session *se;
 	struct job *head, **tail;
 	pthread_t thread;
@@ -27,6 +30,7 @@ static struct {
 } nq = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.wake = PTHREAD_COND_INITIALIZER,
+	.idle = PTHREAD_COND_INITIALIZER,
 	.tail = &nq.head,
 };
 
@@ -88,6 +92,8 @@ static void *worker(void *arg)
 		snapshot_put(j->new);
 		free(j);
 		pthread_mutex_lock(&nq.lock);
+		nq.done++;
+		pthread_cond_broadcast(&nq.idle);
 	}
 	pthread_mutex_unlock(&nq.lock);
 	return NULL;
@@ -120,6 +126,22 @@ void notify_stop(void)
 	pthread_join(nq.thread, NULL);
 	pthread_mutex_lock(&nq.lock);
 	nq.running = false;
+	pthread_cond_broadcast(&nq.idle);
+	pthread_mutex_unlock(&nq.lock);
+}
+
+void notify_flush(double secs)
+{
+	struct timespec until;
+	uint64_t target;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)secs;
+	pthread_mutex_lock(&nq.lock);
+	target = nq.queued;
+	while (nq.running && nq.done < target &&
+	       pthread_cond_timedwait(&nq.idle, &nq.lock, &until) == 0)
+		;
 	pthread_mutex_unlock(&nq.lock);
 }
 
@@ -139,6 +161,7 @@ void notify_changes(uint64_t parent, struct snapshot *old,
 		snapshot_get(new);
 		*nq.tail = j;
 		nq.tail = &j->next;
+		nq.queued++;
 		pthread_cond_signal(&nq.wake);
 		j = NULL;
 	}

@@ -25,5 +25,12 @@ void notify_stop(void);
  */
 void notify_changes(uint64_t parent, struct snapshot *old,
 		    struct snapshot *new);
+/*
+ * Waits (at most secs seconds) until the kernel was told of every change
+ * queued before the call: after a refresh someone asked for, what they
+ * read next is the new listing. Never call it from a request that may
+ * hold a provider directory's lock (lookup, readdir, opendir).
+ */
+void notify_flush(double secs);
 
 #endif

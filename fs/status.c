@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "notify.h"
 #include "persist.h"
 #include "ratelimit.h"
 #include "share.h"
@@ -331,6 +332,9 @@ char *status_refresh(struct dir *d, size_t *len)
 
 	atomic_store(&d->walk_wanted, true);
 	rc = cache_refresh(d->cache, d->remote->deadline);
+	/* Reading a control file holds no directory lock: safe to wait. */
+	if (!rc)
+		notify_flush(d->remote->deadline);
 	s = cache_peek(d->cache);
 	cache_status(d->cache, &cs);
 	if (!rc && s)
