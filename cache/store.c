@@ -62,8 +62,8 @@ enum { Q_JADD, Q_PRUNE_AGE, Q_PRUNE_CAP, Q_DEL_ITEMS, Q_DEL_HEAD, Q_NWR };
 static const char *const wr_sql[Q_NWR] = {
 	[Q_JADD] = "INSERT INTO journal(at, section, line) VALUES(?1, ?2, ?3)",
 	[Q_PRUNE_AGE] = "DELETE FROM journal WHERE at < ?1",
-	[Q_PRUNE_CAP] = "DELETE FROM journal WHERE seq <= (SELECT seq FROM"
-			" journal ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+	[Q_PRUNE_CAP] = ("DELETE FROM journal WHERE seq <= (SELECT seq FROM"
+			 " journal ORDER BY seq DESC LIMIT 1 OFFSET ?1)"),
 	[Q_DEL_ITEMS] = "DELETE FROM items WHERE key = ?1",
 	[Q_DEL_HEAD] = "DELETE FROM listings WHERE key = ?1",
 };

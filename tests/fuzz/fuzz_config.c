@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fuzz.h"
 #include "log.h"
 #include "remote.h"
 
@@ -41,15 +42,6 @@ pid_t __wrap_fork(void);
 int __wrap_spawn_capture(char *const argv[], double timeout_s, size_t cap,
 			 char **out, size_t *len, int *status, char *err,
 			 size_t errlen);
-
-#define FUZZ_ASSERT(cond)                                                  \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n",   \
-				__FILE__, __LINE__, #cond);                \
-			abort();                                           \
-		}                                                          \
-	} while (0)
 
 #define CONF_PATH "fuzz.conf"
 
