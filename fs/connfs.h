@@ -94,6 +94,12 @@ int dir_listing(struct dir *d, bool refresh, struct snapshot **s);
  */
 int dir_walk(struct dir *d, struct snapshot **s, char *err, size_t errlen);
 
+/*
+ * After the session ended: frees the directory and control handles the
+ * kernel never released (ops.c).
+ */
+void ops_release_handles(void);
+
 /* The FUSE low-level operations (ops.c). */
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops connfs_ops;

@@ -805,6 +805,7 @@ int main(int argc, char *argv[])
 	persist_close();
 	free(store.dir);
 	/* Handles the kernel never released (SIGTERM mid-flight). */
+	ops_release_handles();
 	snapshot_free_all();
 	control_release();
 	curl_global_cleanup();

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -222,7 +223,16 @@ struct handle {
 	/* HANDLE_CONTROL: the content, rendered once per open. */
 	char *data;
 	size_t size;
+	struct handle *prev, *next;	/* in live_handles */
 };
+
+/*
+ * Every handle not yet released. At unmount the kernel drops the releases
+ * it had not sent yet (a closedir just before SIGTERM), so what is left
+ * here then is freed by ops_release_handles().
+ */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *live_handles;
 
 static struct handle *handle_of(const struct fuse_file_info *fi)
 {
@@ -236,17 +246,41 @@ static struct handle *handle_new(enum handle_kind kind)
 	if (h) {
 		h->kind = kind;
 		atomic_init(&h->refs, 1);
+		pthread_mutex_lock(&handles_lock);
+		h->next = live_handles;
+		if (live_handles)
+			live_handles->prev = h;
+		live_handles = h;
+		pthread_mutex_unlock(&handles_lock);
 	}
 	return h;
 }
 
-static void handle_put(struct handle *h)
+static void handle_free(struct handle *h)
 {
-	if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
-		return;
+	pthread_mutex_lock(&handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		live_handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
 	snapshot_put(h->snap);
 	free(h->data);
 	free(h);
+}
+
+static void handle_put(struct handle *h)
+{
+	if (h && atomic_fetch_sub(&h->refs, 1) == 1)
+		handle_free(h);
+}
+
+void ops_release_handles(void)
+{
+	while (live_handles)
+		handle_free(live_handles);
 }
 
 /* Hands h to the kernel; if the request is gone, h is dropped. */

@@ -115,3 +115,25 @@ def test_no_invalid_idle_threads_warning(mount, fresh_emu):
     assert m.unmount() == 0
     assert "Ignoring invalid max threads" not in m.output()
     assert "invalid" not in m.output().lower()
+
+
+def test_sigterm_with_directory_handles_still_open_frees_them(mount,
+                                                               fresh_emu):
+    """A directory (and a control file) still open when SIGTERM comes: the
+    kernel never sends their releases, yet the daemon exits 0, which under
+    ASan means it freed every handle (LeakSanitizer fails the exit)."""
+    fresh_emu.generate("nango", 5, seed=1)
+    m = mount({"nango": {}})
+    d = os.open(m.path("nango"), os.O_RDONLY | os.O_DIRECTORY)
+    c = os.open(m.path(".connfs", "status"), os.O_RDONLY)
+    try:
+        assert len(os.listdir(d)) == 5
+        assert os.read(c, 9) == b"DIRECTORY"
+        m.proc.terminate()
+        assert m.proc.wait(timeout=10) == 0, m.output()
+    finally:
+        for fd in (d, c):
+            try:
+                os.close(fd)
+            except OSError:         # the daemon is gone: ENOTCONN
+                pass
