@@ -224,31 +224,33 @@ static const unsigned char *take(struct reader *r, size_t n)
 	return p;
 }
 
-static int get_u64(struct reader *r, uint64_t *v)
+/* An n-byte little-endian integer. */
+static int get_le(struct reader *r, size_t n, uint64_t *v)
 {
 	const unsigned char *p;
-	int rc = need(r, 8);
+	int rc = need(r, n);
 
 	if (rc)
 		return rc;
-	p = take(r, 8);
+	p = take(r, n);
 	*v = 0;
-	for (int i = 7; i >= 0; i--)
-		*v = *v << 8 | p[i];
+	while (n--)
+		*v = *v << 8 | p[n];
 	return 0;
+}
+
+static int get_u64(struct reader *r, uint64_t *v)
+{
+	return get_le(r, 8, v);
 }
 
 static int get_u32(struct reader *r, uint32_t *v)
 {
-	const unsigned char *p;
-	int rc = need(r, 4);
+	uint64_t x;
+	int rc = get_le(r, 4, &x);
 
-	if (rc)
-		return rc;
-	p = take(r, 4);
-	*v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	     (uint32_t)p[3] << 24;
-	return 0;
+	*v = (uint32_t)x;
+	return rc;
 }
 
 /* A length-prefixed string, copied NUL-terminated into out[MAX_NAME+1]. */
