@@ -442,9 +442,11 @@ struct snapshot *snap_builder_finish(struct snap_builder *b,
 		snapshot_get(old);
 		return old;
 	}
-	/* Hand the walk's transient memory (pages, parse trees) back. The
-	 * ThreadSanitizer allocator is not glibc's: it has nothing to trim. */
-#ifndef __SANITIZE_THREAD__
+	/* Hand the walk's transient memory (pages, parse trees) back. Under
+	 * a sanitizer malloc is not glibc's: glibc's heap is then never set
+	 * up, and malloc_trim's lazy set-up of it is not thread-safe (two
+	 * walks finishing together read an uninitialised arena). */
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 	malloc_trim(0);
 #endif
 	live_add(s);
