@@ -385,6 +385,20 @@ static void eb_describe_auth(void *state, char *buf, size_t len)
 	aws_resolver_describe(((struct eventbridge *)state)->aws, buf, len);
 }
 
+/* EventBridge, STS and SSO trust what the AWS CLI would. */
+static const char *eb_default_ca(void *state, const char **from)
+{
+	return aws_resolver_ca_bundle(((struct eventbridge *)state)->aws,
+				      from);
+}
+
+/* STS and SSO go where EventBridge goes: same bundle, same proxy. */
+static int eb_use_transport(void *state, const struct http_opts *o)
+{
+	return aws_resolver_set_transport(((struct eventbridge *)state)->aws,
+					  o);
+}
+
 /*
  * The account behind the listing: endpoint, region and filters, which
  * credential source (the chain's description without its expiry, which
@@ -430,4 +444,6 @@ const struct provider provider_eventbridge = {
 	.source_url = eb_source_url,
 	.describe_auth = eb_describe_auth,
 	.identity = eb_identity,
+	.default_ca = eb_default_ca,
+	.use_transport = eb_use_transport,
 };

@@ -178,6 +178,13 @@ void http_redact(char *s);
  * certificate. 0, or a negative errno with why (for a config error).
  */
 int http_ca_check(const char *path, char *why, size_t whylen);
+/*
+ * Why http_do() failed with rc, for a message: "timed out", "TLS
+ * certificate refused: " and libcurl's reason, resp->err, or strerror.
+ * Returns buf.
+ */
+const char *http_failure(int rc, const struct http_resp *resp, char *buf,
+			 size_t len);
 
 /* Seam for unit tests: replaces the transport for every client. */
 typedef int (*http_transport_fn)(const struct http_req *req,

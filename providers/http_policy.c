@@ -242,6 +242,19 @@ void http_redact(char *s)
 	}
 }
 
+const char *http_failure(int rc, const struct http_resp *resp, char *buf,
+			 size_t len)
+{
+	if (rc == -ETIMEDOUT)
+		snprintf(buf, len, "timed out");
+	else if (rc == -EPROTO)
+		snprintf(buf, len, "TLS certificate refused: %s", resp->err);
+	else
+		snprintf(buf, len, "%s", resp->err[0] ? resp->err :
+			 strerror(-rc));
+	return buf;
+}
+
 int http_ca_check(const char *path, char *why, size_t whylen)
 {
 	static const char pem[] = "-----BEGIN CERTIFICATE-----";

@@ -222,12 +222,11 @@ static int request(struct walk *w, const struct page_req *pr,
 		return rc;
 	if (rc == -EPROTO || rc == -EPERM || rc == -EINVAL) {
 		/* Refused certificate or URL: a retry would change nothing. */
+		char why[sizeof(e->msg)];
+
 		e->cls = API_FATAL;
-		api_text(e->msg, sizeof(e->msg), rc == -EPROTO ?
-			 "TLS certificate refused: " : "", rc == -EPROTO ?
-			 25 : 0);
-		api_text(e->msg + strlen(e->msg), sizeof(e->msg) -
-			 strlen(e->msg), resp->err, strlen(resp->err));
+		http_failure(rc, resp, why, sizeof(why));
+		api_text(e->msg, sizeof(e->msg), why, strlen(why));
 		return -EIO;
 	}
 	if (rc == -ETIMEDOUT || rc == -EIO) {

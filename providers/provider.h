@@ -144,6 +144,19 @@ struct provider {
 	 * and --check; never a secret. Thread-safe. Optional.
 	 */
 	void (*describe_auth)(void *state, char *buf, size_t len);
+	/*
+	 * Optional: the CA bundle the provider's own tools trust when neither
+	 * the section nor -o ca_file names one (EventBridge: AWS_CA_BUNDLE,
+	 * then the profile's ca_bundle, as the AWS CLI does), with where it
+	 * came from in *from, for messages; NULL: the system's.
+	 */
+	const char *(*default_ca)(void *state, const char **from);
+	/*
+	 * Optional: the section's final CA bundle and proxy, for requests the
+	 * provider makes itself outside the pager (EventBridge's STS and SSO
+	 * calls). Called once, after configure. 0 or -ENOMEM.
+	 */
+	int (*use_transport)(void *state, const struct http_opts *o);
 };
 
 /* registry.c */

@@ -97,41 +97,64 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 }
 
 /*
- * The CA bundle: the section's ca_file, else -o ca_file, else (EventBridge,
- * as the AWS CLI does) AWS_CA_BUNDLE; the proxy: the section's, else
- * -o proxy, else the environment (read by the HTTP client). A value that
- * cannot be used is a configuration error now, not a failed walk later.
+ * The CA bundle: the section's ca_file, else -o ca_file, else the one the
+ * provider's own tools would trust (EventBridge: AWS_CA_BUNDLE, then the
+ * profile's ca_bundle). A bundle that cannot be used is a configuration
+ * error now, not a failed walk later. The path is made absolute: a
+ * daemon leaves its working directory for /. *abs: malloc'd or NULL.
  */
-static int trust_keys(struct remote *r, struct conf_section *sec,
-		      const struct remote_defaults *d, struct http_opts *o,
-		      char *err)
+static int pick_ca(const struct remote *r, struct conf_section *sec,
+		   const struct remote_defaults *d, char **abs, char *err)
 {
-	const char *ca = conf_get(sec, "ca_file"), *px = conf_get(sec, "proxy");
+	const char *ca = conf_get(sec, "ca_file");
 	const char *from = NULL;	/* where ca came from if not the key */
 	char why[CONF_ERRLEN / 2];
 
+	*abs = NULL;
 	if (!ca && d->ca_file) {
 		ca = d->ca_file;
 		from = "-o ca_file";
-	} else if (!ca && strcmp(r->prov->name, "eventbridge") == 0) {
-		ca = getenv("AWS_CA_BUNDLE");
-		ca = ca && *ca ? ca : NULL;
-		from = "AWS_CA_BUNDLE";
+	} else if (!ca && r->prov->default_ca) {
+		ca = r->prov->default_ca(r->state, &from);
 	}
-	if (ca && http_ca_check(ca, why, sizeof(why)))
+	if (!ca)
+		return 0;
+	if (http_ca_check(ca, why, sizeof(why)))
 		return from ? conf_error(sec, NULL, err, "%s: %s", from, why) :
 			      conf_error(sec, "ca_file", err, "%s", why);
-	if (px && http_proxy_check(px))
-		return conf_error(sec, "proxy", err, "not a proxy URL "
-				  "(http://HOST:PORT, https://HOST:PORT or "
-				  "none)");
-	if (!px && (px = d->proxy) && http_proxy_check(px))
-		return conf_error(sec, NULL, err, "-o proxy: not a proxy URL "
-				  "(http://HOST:PORT, https://HOST:PORT or "
-				  "none)");
-	o->ca_file = ca;
-	o->proxy = px;
+	*abs = realpath(ca, NULL);
+	return *abs ? 0 : -errno;
+}
+
+/* The proxy: the section's, else -o proxy, else the environment's. */
+static int pick_proxy(struct conf_section *sec,
+		      const struct remote_defaults *d, const char **px,
+		      char *err)
+{
+	static const char what[] = "not a proxy URL (http://HOST:PORT, "
+				   "https://HOST:PORT or none)";
+
+	*px = conf_get(sec, "proxy");
+	if (*px && http_proxy_check(*px))
+		return conf_error(sec, "proxy", err, "%s", what);
+	if (!*px && (*px = d->proxy) && http_proxy_check(*px))
+		return conf_error(sec, NULL, err, "-o proxy: %s", what);
 	return 0;
+}
+
+/* Trust and proxy into o, shared with the provider's own requests. */
+static int trust_keys(struct remote *r, struct conf_section *sec,
+		      const struct remote_defaults *d, struct http_opts *o,
+		      char **ca, char *err)
+{
+	int rc = pick_ca(r, sec, d, ca, err);
+
+	if (!rc)
+		rc = pick_proxy(sec, d, &o->proxy, err);
+	o->ca_file = *ca;
+	if (!rc && r->prov->use_transport)
+		rc = r->prov->use_transport(r->state, o);
+	return rc;
 }
 
 /* Says which proxy the account's URL uses, with any password masked. */
@@ -164,7 +187,7 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 	const char *url = conf_get(sec, "url");
 	struct http_opts opts = { 0 };
 	struct remote *r;
-	char *base = NULL;
+	char *base = NULL, *ca = NULL;
 	int rc;
 
 	if (!type)
@@ -187,12 +210,12 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 				  "persona, workato)", type);
 	}
 	rc = generic_keys(r, sec, d, err);
-	if (!rc)
-		rc = trust_keys(r, sec, d, &opts, err);
 	if (!rc && url)
 		rc = conf_url(sec, "url", url, &base, err);
 	if (!rc)
 		rc = r->prov->configure(sec, base, &r->state, err);
+	if (!rc)
+		rc = trust_keys(r, sec, d, &opts, &ca, err);
 	if (!rc)
 		rc = leftover_keys(sec, err);
 	if (!rc && (rc = remote_identity(r, sec)))
@@ -201,6 +224,7 @@ int remote_new(struct conf_section *sec, const struct remote_defaults *d,
 	if (!rc && !(r->http = http_client_new(&opts)))
 		rc = -ENOMEM;
 	free(base);
+	free(ca);
 	if (!rc)
 		log_proxy(r);
 	if (rc) {

@@ -60,6 +60,7 @@ int aws_sts_call(struct aws_ctx *ctx, const char *action, const char *form,
 {
 	struct http_req req = { 0 };
 	struct http_resp resp;
+	char why[sizeof(resp.err) + 32];
 	int rc = sts_request(ctx, form, signer, &req);
 
 	memset(out, 0, sizeof(*out));
@@ -75,11 +76,9 @@ int aws_sts_call(struct aws_ctx *ctx, const char *action, const char *form,
 	/* A web identity token travels in the body: wipe it. */
 	explicit_bzero(req.body, req.body_len);
 	http_req_release(&req);
-	if (rc == -EIO || rc == -ETIMEDOUT)
+	if (rc)
 		snprintf(err, errlen, "STS %s at %s: %s", action, ctx->sts_url,
-			 rc == -ETIMEDOUT ? "timed out" : resp.err);
-	else if (rc)
-		snprintf(err, errlen, "STS %s: %s", action, strerror(-rc));
+			 http_failure(rc, &resp, why, sizeof(why)));
 	else
 		rc = aws_sts_parse(action, resp.status, resp.body, resp.len,
 				   out, err, errlen);

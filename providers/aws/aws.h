@@ -39,6 +39,24 @@ void aws_resolver_free(struct aws_resolver *r);
 const char *aws_resolver_profile_region(const struct aws_resolver *r);
 
 /*
+ * The CA bundle the AWS CLI would trust: AWS_CA_BUNDLE, else the profile's
+ * ca_bundle (config file), else NULL; *from names which, for messages.
+ * Until the first call of aws_resolver_set_transport(), STS, SSO and the
+ * metadata services trust it.
+ */
+const char *aws_resolver_ca_bundle(const struct aws_resolver *r,
+				   const char **from);
+
+/*
+ * The CA bundle and proxy for STS, SSO and the metadata services (which
+ * the HTTP client never sends through a proxy). Before the first get.
+ * 0 or -ENOMEM.
+ */
+struct http_opts;
+int aws_resolver_set_transport(struct aws_resolver *r,
+			       const struct http_opts *o);
+
+/*
  * Region (for STS) and endpoints: sts_url and sso_url are validated base
  * URLs or NULL for https://sts.REGION.amazonaws.com and
  * https://portal.sso.SSO_REGION.amazonaws.com. Call before the first get.

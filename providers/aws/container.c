@@ -116,7 +116,7 @@ int aws_container_fetch(struct aws_ctx *ctx, struct aws_node *n,
 {
 	struct http_req req = { .method = "GET" };
 	struct http_resp resp;
-	char msg[160];
+	char msg[160], why[sizeof(resp.err) + 32];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -131,9 +131,9 @@ int aws_container_fetch(struct aws_ctx *ctx, struct aws_node *n,
 	else if (rc == -ENOMEM)
 		snprintf(err, errlen, "container credentials: out of memory");
 	http_req_release(&req);
-	if (rc == -EIO || rc == -ETIMEDOUT) {
+	if (rc == -EIO || rc == -ETIMEDOUT || rc == -EPROTO) {
 		snprintf(err, errlen, "container credentials at %s: %s",
-			 n->url, rc == -ETIMEDOUT ? "timed out" : resp.err);
+			 n->url, http_failure(rc, &resp, why, sizeof(why)));
 	} else if (!rc && (resp.status < 200 || resp.status >= 300)) {
 		api_text(msg, sizeof(msg), resp.body ? resp.body : "",
 			 resp.body ? resp.len : 0);

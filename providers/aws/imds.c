@@ -64,6 +64,7 @@ static int imds_call(struct http_client *http, const char *base,
 {
 	struct http_req req = { .method = method };
 	struct http_resp resp;
+	char why[sizeof(resp.err) + 32];
 	int rc;
 
 	*body = NULL;
@@ -77,9 +78,10 @@ static int imds_call(struct http_client *http, const char *base,
 	if (!rc)
 		rc = http_do(http, &req, IMDS_TIMEOUT_MS, IMDS_MAX_BODY, &resp);
 	http_req_release(&req);
-	if (rc == -EIO || rc == -ETIMEDOUT)
+	if (rc == -EIO || rc == -ETIMEDOUT || rc == -EPROTO)
 		snprintf(err, errlen, "EC2 instance metadata at %s: %s", base,
-			 rc == -ETIMEDOUT ? "no answer within 1 s" : resp.err);
+			 rc == -ETIMEDOUT ? "no answer within 1 s" :
+			 http_failure(rc, &resp, why, sizeof(why)));
 	else if (!rc && resp.status != 200) {
 		snprintf(err, errlen, "EC2 instance metadata: HTTP %ld for "
 			 "%s %s", resp.status, method, path);

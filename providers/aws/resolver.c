@@ -34,6 +34,8 @@ struct aws_resolver {
 	char *cred_path, *conf_path;
 	struct aws_filesig cred_sig, conf_sig;
 	char *profile_region;
+	char *ca_bundle;	/* the profile's, as first read */
+	char *ca_from;		/* "ca_bundle of AWS profile NAME" */
 	struct aws_ctx ctx;
 	struct aws_node *root;	/* used only by the renewing thread */
 	bool rebuild;		/* the files changed: build the chain */
@@ -118,6 +120,9 @@ static int build(struct aws_resolver *r, struct aws_node **root,
 	}
 	if (!rc) {
 		const char *reg = aws_profile_get(&p, r->profile, "region");
+		/* A setting of the config file only, as in botocore. */
+		const char *ca = aws_ini_get(aws_profile_conf(&p, r->profile),
+					     "ca_bundle");
 
 		aws_chain_describe(*root, desc, desclen);
 		pthread_mutex_lock(&r->lock);
@@ -125,6 +130,8 @@ static int build(struct aws_resolver *r, struct aws_node **root,
 		r->conf_sig = fs;
 		if (!r->profile_region && reg)
 			r->profile_region = strdup(reg);
+		if (!r->ca_bundle && ca && *ca)
+			r->ca_bundle = strdup(ca);
 		pthread_mutex_unlock(&r->lock);
 	}
 	aws_profiles_release(&p);
@@ -314,6 +321,31 @@ const char *aws_resolver_profile_region(const struct aws_resolver *r)
 	return r->profile_region;
 }
 
+const char *aws_resolver_ca_bundle(const struct aws_resolver *r,
+				   const char **from)
+{
+	const char *env = getenv("AWS_CA_BUNDLE");
+
+	if (env && *env) {
+		*from = "AWS_CA_BUNDLE";
+		return env;
+	}
+	*from = r->ca_from;
+	return r->ca_bundle;
+}
+
+int aws_resolver_set_transport(struct aws_resolver *r,
+			       const struct http_opts *o)
+{
+	struct http_client *c = http_client_new(o);
+
+	if (!c)
+		return -ENOMEM;
+	http_client_free(r->ctx.http);
+	r->ctx.http = c;
+	return 0;
+}
+
 int aws_resolver_set_endpoints(struct aws_resolver *r, const char *region,
 			       const char *sts_url, const char *sso_url)
 {
@@ -362,6 +394,8 @@ void aws_resolver_free(struct aws_resolver *r)
 	free(r->cred_path);
 	free(r->conf_path);
 	free(r->profile_region);
+	free(r->ca_bundle);
+	free(r->ca_from);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->renewed);
 	free(r);
@@ -397,7 +431,7 @@ int aws_resolver_new(const char *profile, struct aws_resolver **out,
 		     char *err, size_t errlen)
 {
 	struct aws_resolver *r = calloc(1, sizeof(*r));
-	const char *name, *ca;
+	const char *name, *ca, *from;
 	int rc;
 
 	*out = NULL;
@@ -411,15 +445,18 @@ int aws_resolver_new(const char *profile, struct aws_resolver **out,
 	r->cred_path = aws_file_path("AWS_SHARED_CREDENTIALS_FILE",
 				     "credentials");
 	r->conf_path = aws_file_path("AWS_CONFIG_FILE", "config");
-	/* STS, SSO and the metadata services trust what the CLI trusts. */
-	ca = getenv("AWS_CA_BUNDLE");
-	r->ctx.http = http_client_new(&(struct http_opts){
-		.ca_file = ca && *ca ? ca : NULL });
-	if (!r->profile || !r->cred_path || !r->conf_path || !r->ctx.http) {
+	if (asprintf(&r->ca_from, "ca_bundle of AWS profile %s", name) < 0)
+		r->ca_from = NULL;
+	if (!r->profile || !r->cred_path || !r->conf_path || !r->ca_from) {
 		aws_resolver_free(r);
 		return -ENOMEM;
 	}
 	rc = build(r, &r->root, r->desc, sizeof(r->desc), err, errlen);
+	/* STS, SSO and the metadata services trust what the CLI trusts. */
+	ca = aws_resolver_ca_bundle(r, &from);
+	if (!rc && !(r->ctx.http = http_client_new(&(struct http_opts){
+			     .ca_file = ca })))
+		rc = -ENOMEM;
 	if (!rc)
 		rc = probe_imds(r, err, errlen);
 	if (rc) {

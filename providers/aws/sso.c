@@ -181,7 +181,7 @@ int aws_sso_fetch(struct aws_ctx *ctx, struct aws_node *n,
 {
 	struct http_req req = { 0 };
 	struct http_resp resp;
-	char *token = NULL, msg[200];
+	char *token = NULL, msg[200], why[sizeof(resp.err) + 32];
 	int rc = cached_token(n, &token, err, errlen);
 
 	memset(out, 0, sizeof(*out));
@@ -195,11 +195,9 @@ int aws_sso_fetch(struct aws_ctx *ctx, struct aws_node *n,
 	else
 		memset(&resp, 0, sizeof(resp));
 	http_req_release(&req);
-	if (rc == -EIO || rc == -ETIMEDOUT)
-		snprintf(err, errlen, "SSO portal: %s", rc == -ETIMEDOUT ?
-			 "timed out" : resp.err);
-	else if (rc)
-		snprintf(err, errlen, "SSO portal: %s", strerror(-rc));
+	if (rc)
+		snprintf(err, errlen, "SSO portal: %s",
+			 http_failure(rc, &resp, why, sizeof(why)));
 	else if (resp.status == 401 || resp.status == 403)
 		rc = login_hint(n, "the portal refused the cached login "
 				"(expired or revoked)", err, errlen);

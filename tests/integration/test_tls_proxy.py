@@ -3,7 +3,8 @@ this file generates with openssl at test time (a test CA; a good
 certificate for 127.0.0.1, localhost and api.example.test; a wrong-host
 and an expired one), and a CONNECT proxy on loopback maps api.example.test
 to the emulator. Checked: listings over https with ca_file (section and
--o), AWS_CA_BUNDLE for EventBridge, refused certificates (no data, no
+-o), AWS_CA_BUNDLE and the profile's ca_bundle for EventBridge and
+its STS calls (which also take the section's proxy), refused certificates (no data, no
 retry, no plain-http fallback, daemon alive, the cause in the log), config
 errors for bad CA paths and proxy URLs, both spellings of HTTPS_PROXY, the
 proxy key, NO_PROXY, loopback never proxied even with http_proxy set, and
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, config_text, daemon_env
+from conftest import AKID, AWS_SECRET, BINARY, config_text, daemon_env
 from emulator.proxy import Proxy
 
 P = "activecampaign"
@@ -138,6 +139,84 @@ def test_aws_ca_bundle_for_eventbridge(mount, fresh_emu, tls, pki):
     assert len(listing(m, "eventbridge")) == 12
 
 
+ROLE = "arn:aws:iam::123456789012:role/prod"
+
+
+@pytest.fixture
+def sts_role(fresh_emu, tmp_path):
+    """Profile prod: assume ROLE with the keys of profile base; returns
+    (env, config path) for the test to finish the config file."""
+    fresh_emu.generate("eventbridge", 12)
+    fresh_emu.aws_auth.add_role(ROLE)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(
+        "[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+        % (AKID, AWS_SECRET))
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+           "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+           "AWS_CONFIG_FILE": str(aws / "config")}
+    yield env, aws / "config"
+    eb = fresh_emu.providers["eventbridge"]
+    for akid in [k for k in eb.keys if k.startswith("ASIA")]:
+        eb.keys.pop(akid)
+        eb.expiry.pop(akid, None)
+
+
+def prod_profile(config, ca_bundle=None):
+    config.write_text("[profile prod]\nrole_arn = %s\nsource_profile = base"
+                      "\nregion = us-east-1\n%s" % (
+                          ROLE, "ca_bundle = %s\n" % ca_bundle
+                          if ca_bundle else ""))
+
+
+def test_profile_ca_bundle_for_eventbridge_and_sts(mount, fresh_emu, tls,
+                                                   pki, sts_role):
+    env, config = sts_role
+    prod_profile(config, pki["ca"])
+    env["AWS_ENDPOINT_URL_STS"] = https(tls["good"])
+    m = mount({"eventbridge": {"url": https(tls["good"]), "profile": "prod"}},
+              env=env)
+    assert len(listing(m, "eventbridge")) == 12
+    sts = fresh_emu.aws_auth.requests("sts")
+    assert [r["status"] for r in sts] == [200]
+
+
+def test_aws_ca_bundle_wins_over_the_profiles(mount, fresh_emu, tls, pki,
+                                              sts_role):
+    env, config = sts_role
+    prod_profile(config, pki["ca"])
+    env.update(AWS_ENDPOINT_URL_STS=https(tls["good"]),
+               AWS_CA_BUNDLE=pki["other_ca"])
+    m = mount({"eventbridge": {"url": https(tls["good"]), "profile": "prod"}},
+              env=env)
+    with pytest.raises(OSError):
+        os.listdir(m.path("eventbridge"))
+    assert m.proc.poll() is None, "the daemon died"
+    assert fresh_emu.aws_auth.requests("sts") == []
+    assert fresh_emu.count("eventbridge") == 0
+    assert ("STS AssumeRole at %s: TLS certificate refused: SSL certificate "
+            "problem: unable to get local issuer certificate"
+            % https(tls["good"])) in m.logs()
+
+
+def test_sts_goes_through_the_sections_proxy_and_ca(mount, fresh_emu, proxy,
+                                                    pki, sts_role):
+    # api.example.test resolves only through the proxy: STS answering at
+    # all means it went the section's way, trusting the section's CA.
+    env, config = sts_role
+    prod_profile(config)
+    env["AWS_ENDPOINT_URL_STS"] = "https://" + NAME
+    m = mount({"eventbridge": {"url": "https://" + NAME, "profile": "prod",
+                               "ca_file": pki["ca"],
+                               "proxy": proxy.url()}}, env=env)
+    assert len(listing(m, "eventbridge")) == 12
+    assert [r["status"] for r in fresh_emu.aws_auth.requests("sts")] == [200]
+    reqs = proxy.requests()
+    assert len(reqs) >= 2
+    assert all(r[0] == "CONNECT" and r[1] == NAME + ":443" for r in reqs)
+
+
 @pytest.mark.parametrize("case,cause", [
     ("untrusted", "unable to get local issuer certificate"),
     ("wronghost", "no alternative certificate subject name matches"),
@@ -173,25 +252,32 @@ def run_check(tmp_path, sections, options=(), env=None):
                           text=True, timeout=60)
 
 
-@pytest.mark.parametrize("where", ["section", "option", "aws_ca_bundle"])
+@pytest.mark.parametrize("where", ["section", "option", "aws_ca_bundle",
+                                   "profile_ca_bundle"])
 def test_bad_ca_path_is_a_config_error(tmp_path, fresh_emu, where):
     missing = str(tmp_path / "nope.pem")
     notpem = tmp_path / "notpem.pem"
     notpem.write_text("hello\n")
-    typ = "eventbridge" if where == "aws_ca_bundle" else P
+    typ = P if where in ("section", "option") else "eventbridge"
     sec = {typ: {"url": fresh_emu.url}}
     opts, env = [], None
     if where == "section":
         sec[typ]["ca_file"] = missing
     elif where == "option":
         opts = ["ca_file=" + str(notpem)]
-    else:
+    elif where == "aws_ca_bundle":
         env = {"AWS_CA_BUNDLE": missing}
+    else:
+        (tmp_path / "config.aws").write_text(
+            "[default]\nca_bundle = %s\n" % notpem)
+        env = {"AWS_CONFIG_FILE": str(tmp_path / "config.aws")}
     r = run_check(tmp_path, sec, opts, env)
     assert r.returncode == 1
     want = {"section": "ca_file: " + missing + ": No such file",
             "option": "-o ca_file: " + str(notpem) + ": no PEM certificate",
-            "aws_ca_bundle": "AWS_CA_BUNDLE: " + missing}[where]
+            "aws_ca_bundle": "AWS_CA_BUNDLE: " + missing,
+            "profile_ca_bundle": "ca_bundle of AWS profile default: " +
+            str(notpem) + ": no PEM certificate"}[where]
     assert want in r.stderr, r.stderr
     assert fresh_emu.count(typ) == 0
 

@@ -220,6 +220,26 @@ static void test_ca_check(void)
 	rmdir(dir);
 }
 
+static void test_failure_words(void)
+{
+	struct http_resp resp = { 0 };
+	char why[300];
+
+	snprintf(resp.err, sizeof(resp.err), "SSL certificate problem: "
+		 "certificate has expired");
+	CHECK_STR(http_failure(-EPROTO, &resp, why, sizeof(why)),
+		  "TLS certificate refused: SSL certificate problem: "
+		  "certificate has expired");
+	CHECK_STR(http_failure(-ETIMEDOUT, &resp, why, sizeof(why)),
+		  "timed out");
+	snprintf(resp.err, sizeof(resp.err), "Could not resolve host: x");
+	CHECK_STR(http_failure(-EIO, &resp, why, sizeof(why)),
+		  "Could not resolve host: x");
+	resp.err[0] = '\0';
+	CHECK_STR(http_failure(-ENOMEM, &resp, why, sizeof(why)),
+		  strerror(ENOMEM));
+}
+
 /* Refused before any connection: no network needed. */
 static void test_guards(void)
 {
@@ -254,6 +274,7 @@ int main(void)
 	test_pick();
 	test_redact();
 	test_ca_check();
+	test_failure_words();
 	test_guards();
 	return harness_done("test_http");
 }
