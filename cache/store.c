@@ -58,7 +58,8 @@ static const char *const rd_sql[Q_NRD] = {
 };
 
 /* Statements of the small-writes connection. */
-enum { Q_JADD, Q_PRUNE_AGE, Q_PRUNE_CAP, Q_DEL_ITEMS, Q_DEL_HEAD, Q_NWR };
+enum { Q_JADD, Q_PRUNE_AGE, Q_PRUNE_CAP, Q_DEL_ITEMS, Q_DEL_HEAD, Q_TOUCH,
+       Q_NWR };
 static const char *const wr_sql[Q_NWR] = {
 	[Q_JADD] = "INSERT INTO journal(at, section, line) VALUES(?1, ?2, ?3)",
 	[Q_PRUNE_AGE] = "DELETE FROM journal WHERE at < ?1",
@@ -66,6 +67,7 @@ static const char *const wr_sql[Q_NWR] = {
 			 " journal ORDER BY seq DESC LIMIT 1 OFFSET ?1)"),
 	[Q_DEL_ITEMS] = "DELETE FROM items WHERE key = ?1",
 	[Q_DEL_HEAD] = "DELETE FROM listings WHERE key = ?1",
+	[Q_TOUCH] = "UPDATE listings SET walked_at = ?2 WHERE key = ?1",
 };
 
 static const char ins_sql[] =
@@ -808,6 +810,20 @@ int store_forget(struct store *st, const char *key)
 		rc = run(st, st->wq[Q_DEL_HEAD], "forget");
 	}
 	rc = tx_end(st, st->wr, rc);
+	pthread_mutex_unlock(&st->wr_lock);
+	return rc;
+}
+
+int store_touch(struct store *st, const char *key, double walked_at)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->wr_lock);
+	sqlite3_bind_text(st->wq[Q_TOUCH], 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st->wq[Q_TOUCH], 2, walked_at);
+	rc = run(st, st->wq[Q_TOUCH], "touch");
+	if (!rc && sqlite3_changes(st->wr) == 0)
+		rc = -ENOENT;
 	pthread_mutex_unlock(&st->wr_lock);
 	return rc;
 }

@@ -87,6 +87,11 @@ int store_load(struct store *st, const char *key, double *walked_at,
 	       size_t errlen);
 /* Deletes the key's listing; 0 also when there was none. */
 int store_forget(struct store *st, const char *key);
+/*
+ * A walk found the key's listing unchanged: only its time is written.
+ * -ENOENT when there is no listing under key.
+ */
+int store_touch(struct store *st, const char *key, double walked_at);
 
 /*
  * The change journal: rows of (sequence number, time, section, line). The

@@ -54,9 +54,8 @@ int dir_walk(struct dir *d, struct snapshot **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	/* Saved before it is served, on this (the cache's) thread: readers
-	 * keep the old listing meanwhile. An unchanged listing is not. */
-	if (s != old)
-		persist_walked(d->remote->identity, d->remote->name, old, s);
+	 * keep the old listing meanwhile. */
+	persist_walked(d->remote->identity, d->remote->name, old, s);
 	snapshot_put(old);
 	remote_stats(d->remote, &walking, &cur, &last, &rate);
 	log_msg(LOG_INFO, "%s: listed %zu connections (%u pages, %u requests)",

@@ -255,6 +255,7 @@ void persist_walked(const char *key, const char *section,
 		    const struct snapshot *old, const struct snapshot *s)
 {
 	double when = wall_now();
+	bool unchanged = old == s;
 	const char *what = "save";
 	int rc = 0;
 
@@ -262,11 +263,16 @@ void persist_walked(const char *key, const char *section,
 		pthread_rwlock_unlock(&ps.lock);
 		return;
 	}
-	if (old && old != s) {
+	/* Unchanged, a new walk time (the next mount's age) is enough,
+	 * unless the store does not hold the listing yet. */
+	if (unchanged) {
+		rc = store_touch(ps.st, key, when);
+		what = "touch";
+	} else if (old) {
 		rc = journal(section, old, s, when);
 		what = "journal";
 	}
-	if (!rc) {
+	if (unchanged ? rc == -ENOENT : !rc) {
 		rc = save(key, s, when);
 		what = "save";
 	}

@@ -27,7 +27,10 @@ void persist_close(void);
  */
 int persist_load(const char *key, const char *instance, void *owner,
 		 struct snapshot **s, double *age);
-/* After a walk: journals old → s (when old) and saves s under key. */
+/*
+ * After a walk: journals old → s and saves s under key; when the walk
+ * found old unchanged (s == old), only the walk's time is saved.
+ */
 void persist_walked(const char *key, const char *section,
 		    const struct snapshot *old, const struct snapshot *s);
 

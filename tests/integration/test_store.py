@@ -103,13 +103,28 @@ def test_remount_serves_the_saved_listing_byte_identical_with_api_down(
     assert snapshot_tree(m.path(EB)) == before
     with open(m.path(".connfs", "status")) as f:
         assert "store: " + str(tmp_path / "store") in f.read()
-    # The API is back: one walk, fresh, nothing changed, nothing journaled.
+    # The API is back: one walk, fresh, nothing changed, nothing journaled,
+    # and the saved listing's age restarts (a later mount sees it young).
     fresh_emu.reset()
+    saved = walked_at(tmp_path)
+    t0 = time.time()
     assert refresh(m).startswith("eventbridge: refreshed, 250 connections")
     assert fresh_emu.count(EB) == 3
     assert xattr(m.path(EB), "state") == "fresh"
     assert snapshot_tree(m.path(EB)) == before
     assert changes(m) == []
+    assert walked_at(tmp_path) >= t0 > saved
+
+
+def walked_at(tmp_path):
+    """The walk time of the one saved listing, read from the store."""
+    con = sqlite3.connect("file:%s?mode=ro" % (tmp_path / "store" /
+                                               "connfs.db"), uri=True)
+    try:
+        (t,), = con.execute("SELECT walked_at FROM listings").fetchall()
+    finally:
+        con.close()
+    return t
 
 
 def test_journal_has_exactly_the_changes_of_a_refresh(mount, fresh_emu):

@@ -275,6 +275,8 @@ static void test_replace_abort_forget(void)
 	struct store_txn *t;
 	struct verify v = { .gen = -1, .len = 40 };
 	struct store *st;
+	double when = 0;
+	size_t n = 1;
 
 	CHECK_INT(store_open(sub("raf"), &st, err, sizeof(err)), 0);
 	CHECK_INT(save_gen(st, "a", 1, 5, 40), 0);
@@ -298,9 +300,17 @@ static void test_replace_abort_forget(void)
 	/* An empty listing is a listing. */
 	CHECK_INT(save_gen(st, "c", 4, 0, 40), 0);
 	CHECK_INT(count_of(st, "c"), 0);
+	/* An unchanged walk writes its time only. */
+	CHECK_INT(store_touch(st, "c", 77.5), 0);
+	CHECK_INT(store_load(st, "c", &when, &n, NULL, NULL, err, sizeof(err)),
+		  0);
+	CHECK(when == 77.5);
+	CHECK_INT(n, 0);
+	CHECK_INT(store_touch(st, "nothing", 1), -ENOENT);
 	CHECK_INT(store_forget(st, "a"), 0);
 	CHECK_INT(store_forget(st, "a"), 0);
 	CHECK_INT(count_of(st, "a"), -ENOENT);
+	CHECK_INT(store_touch(st, "a", 1), -ENOENT);
 	CHECK_INT(count_of(st, "b"), 4);
 	store_close(st);
 }
