@@ -17,12 +17,6 @@
 /* Scalars up to this many bytes are shown with their values. */
 #define SHORT_SCALAR 80
 
-static int by_id(const void *a, const void *b)
-{
-	return strcmp((*(struct snap_entry *const *)a)->id,
-		      (*(struct snap_entry *const *)b)->id);
-}
-
 /* A copy of s's entry pointers, sorted by id (NULL when out of memory). */
 static struct snap_entry **sorted_by_id(const struct snapshot *s)
 {
@@ -32,7 +26,7 @@ static struct snap_entry **sorted_by_id(const struct snapshot *s)
 		return NULL;
 	memcpy(v, s->v, s->n * sizeof(*v));
 	if (s->n > 1)
-		qsort(v, s->n, sizeof(*v), by_id);
+		qsort(v, s->n, sizeof(*v), entry_cmp_id);
 	return v;
 }
 
@@ -113,11 +107,11 @@ static int add_line(struct journal *j, const char *kind,
 		return -1;
 	cJSON_AddStringToObject(line, "time", j->time);
 	cJSON_AddStringToObject(line, "section", j->section);
-	cJSON_AddStringToObject(line, "file", cur->name);
-	cJSON_AddStringToObject(line, "id", cur->id);
+	cJSON_AddStringToObject(line, "file", entry_name(cur));
+	cJSON_AddStringToObject(line, "id", entry_id(cur));
 	cJSON_AddStringToObject(line, "kind", kind);
-	if (o && e && strcmp(o->name, e->name))
-		cJSON_AddStringToObject(line, "old_file", o->name);
+	if (o && e && strcmp(entry_name(o), entry_name(e)))
+		cJSON_AddStringToObject(line, "old_file", entry_name(o));
 	if (o && e && (o->size != e->size || memcmp(o->data, e->data, o->size)))
 		diff_fields(line, o, e);
 	text = cJSON_PrintUnformatted(line);
@@ -139,14 +133,16 @@ static int merge(struct journal *j, struct snap_entry **a, size_t na,
 	int rc = 0;
 
 	while (!rc && (i < na || k < nb)) {
-		int c = i == na ? 1 : k == nb ? -1 : strcmp(a[i]->id, b[k]->id);
+		int c = i == na ? 1 : k == nb ? -1 :
+			strcmp(entry_id(a[i]), entry_id(b[k]));
 
 		if (c < 0) {
 			rc = add_line(j, "removed", a[i++], NULL);
 		} else if (c > 0) {
 			rc = add_line(j, "added", NULL, b[k++]);
 		} else {
-			if (a[i] != b[k] && strcmp(a[i]->name, b[k]->name))
+			if (a[i] != b[k] &&
+			    strcmp(entry_name(a[i]), entry_name(b[k])))
 				rc = add_line(j, "renamed", a[i], b[k]);
 			else if (a[i] != b[k] && (a[i]->size != b[k]->size ||
 				 memcmp(a[i]->data, b[k]->data, a[i]->size)))

@@ -49,20 +49,31 @@ static void forget_name(uint64_t parent, const struct snap_entry *old,
 		fuse_lowlevel_notify_inval_entry(nq.se, parent, name, len);
 }
 
+/*
+ * Both listings are sorted by name: one pass over the two finds every
+ * name that is new, gone, or now another version.
+ */
 static void diff(const struct job *j)
 {
-	for (size_t i = 0; i < j->new->n; i++) {
-		const struct snap_entry *e = j->new->v[i];
-		const struct snap_entry *o = snapshot_find(j->old, e->name);
+	struct snap_entry *const *a = j->old->v, *const *b = j->new->v;
+	size_t na = j->old->n, nb = j->new->n, i = 0, k = 0;
 
-		if (o != e)
-			forget_name(j->parent, o, e->name);
-	}
-	for (size_t i = 0; i < j->old->n; i++) {
-		const struct snap_entry *o = j->old->v[i];
+	while (i < na || k < nb) {
+		int c = i == na ? 1 : k == nb ? -1 :
+			strcmp(entry_name(a[i]), entry_name(b[k]));
 
-		if (!snapshot_find(j->new, o->name))
-			forget_name(j->parent, o, o->name);
+		if (c < 0) {
+			forget_name(j->parent, a[i], entry_name(a[i]));
+			i++;
+		} else if (c > 0) {
+			forget_name(j->parent, NULL, entry_name(b[k]));
+			k++;
+		} else {
+			if (a[i] != b[k])
+				forget_name(j->parent, a[i], entry_name(a[i]));
+			i++;
+			k++;
+		}
 	}
 	/* The directory's cached listing (its readdir cache) goes too. */
 	fuse_lowlevel_notify_inval_inode(nq.se, j->parent, 0, 0);

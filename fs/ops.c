@@ -470,7 +470,7 @@ static void readdir_listing(fuse_req_t req, struct connfs *fs,
 		file_attr(fs, e, &st);
 		entry_param(&ep, &st, dir_ttl(d));
 		ep.ino = entry_node(e);
-		if (!add_entry(req, buf, size, &used, plus, e->name, &st,
+		if (!add_entry(req, buf, size, &used, plus, entry_name(e), &st,
 			       served ? &ep : NULL, listing_off(s, i)))
 			break;
 		if (plus && served) {

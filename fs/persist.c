@@ -154,7 +154,7 @@ static bool acquire(void)
 void persist_item(const struct snap_entry *e, struct store_item *it)
 {
 	*it = (struct store_item){
-		.name = e->name, .id = e->id, .data = e->data,
+		.name = entry_name(e), .id = entry_id(e), .data = e->data,
 		.size = e->size, .mtime_sec = e->mtime.tv_sec,
 		.mtime_nsec = e->mtime.tv_nsec, .ino = e->ino,
 	};

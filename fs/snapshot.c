@@ -77,19 +77,25 @@ static struct snap_entry *entry_new(const char *json, size_t size,
 				    const char *name, const char *id)
 {
 	size_t nlen = strlen(name) + 1, ilen = strlen(id) + 1;
-	struct snap_entry *e = malloc(sizeof(*e) + size + 1 + nlen + ilen);
+	struct snap_entry *e;
+	char *p;
 
+	/* Names are checked (NAME_MAX_BYTES) and bodies capped far lower:
+	 * out of range here is a bug, refused rather than truncated. */
+	if (size >= UINT32_MAX || nlen > UINT16_MAX)
+		return NULL;
+	e = malloc(sizeof(*e) + size + 1 + nlen + ilen);
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof(*e));
 	atomic_init(&e->refs, 1);
 	memcpy(e->data, json, size);
 	e->data[size] = '\0';
-	e->size = size;
-	e->name = e->data + size + 1;
-	memcpy(e->name, name, nlen);
-	e->id = e->name + nlen;
-	memcpy(e->id, id, ilen);
+	e->size = (uint32_t)size;
+	e->name_len = (uint16_t)(nlen - 1);
+	p = e->data + size + 1;
+	memcpy(p, name, nlen);
+	memcpy(p + nlen, id, ilen);
 	entry_link(e);
 	return e;
 }
@@ -98,7 +104,8 @@ static struct snap_entry *entry_new(const char *json, size_t size,
 static int entry_rename(struct snap_entry **ep, const char *name)
 {
 	struct snap_entry *o = *ep;
-	struct snap_entry *e = entry_new(o->data, o->size, name, o->id);
+	struct snap_entry *e = entry_new(o->data, o->size, name,
+					  entry_id(o));
 
 	if (!e)
 		return -ENOMEM;
@@ -114,7 +121,8 @@ static bool entry_same(const struct snap_entry *a, const struct snap_entry *b)
 	return a->ino == b->ino && a->size == b->size &&
 	       a->mtime.tv_sec == b->mtime.tv_sec &&
 	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 &&
+	       strcmp(entry_id(a), entry_id(b)) == 0 &&
+	       strcmp(entry_name(a), entry_name(b)) == 0 &&
 	       memcmp(a->data, b->data, a->size) == 0;
 }
 
@@ -226,21 +234,21 @@ void snap_builder_release(struct snap_builder *b)
 	b->n = b->cap = b->scratch_len = 0;
 }
 
-static int by_id(const void *a, const void *b)
+int entry_cmp_id(const void *a, const void *b)
 {
 	const struct snap_entry *x = *(struct snap_entry *const *)a;
 	const struct snap_entry *y = *(struct snap_entry *const *)b;
 
-	return strcmp(x->id, y->id);
+	return strcmp(entry_id(x), entry_id(y));
 }
 
 static int by_name(const void *a, const void *b)
 {
 	const struct snap_entry *x = *(struct snap_entry *const *)a;
 	const struct snap_entry *y = *(struct snap_entry *const *)b;
-	int c = strcmp(x->name, y->name);
+	int c = strcmp(entry_name(x), entry_name(y));
 
-	return c ? c : strcmp(x->id, y->id);
+	return c ? c : strcmp(entry_id(x), entry_id(y));
 }
 
 /* qsort's array may not be NULL, even when empty. */
@@ -256,9 +264,9 @@ static void dedupe(struct snap_builder *b)
 {
 	size_t w = 0;
 
-	sort_entries(b, by_id);
+	sort_entries(b, entry_cmp_id);
 	for (size_t i = 0; i < b->n; i++) {
-		if (w && strcmp(b->v[w - 1]->id, b->v[i]->id) == 0) {
+		if (w && entry_cmp_id(&b->v[w - 1], &b->v[i]) == 0) {
 			entry_put_n(b->v[i], 1);
 			continue;
 		}
@@ -281,10 +289,12 @@ static int disambiguate_once(struct snap_builder *b, bool *changed)
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
 
-		while (j < b->n && strcmp(b->v[i]->name, b->v[j]->name) == 0)
+		while (j < b->n && strcmp(entry_name(b->v[i]),
+					  entry_name(b->v[j])) == 0)
 			j++;
 		for (size_t k = i; j - i > 1 && k < j; k++) {
-			char *n = name_disambiguate(b->v[k]->name, b->v[k]->id);
+			char *n = name_disambiguate(entry_name(b->v[k]),
+						    entry_id(b->v[k]));
 			int rc = n ? entry_rename(&b->v[k], n) : -ENOMEM;
 
 			free(n);
@@ -319,27 +329,26 @@ static size_t slot_count(size_t n)
 	return slots;
 }
 
-/* Builds both indexes; inode collisions move to the next free number. */
+/*
+ * Builds the inode index; inode collisions move to the next free number.
+ * Names need none: the entries are sorted by name.
+ */
 static int index_all(struct snapshot *s, const char *instance)
 {
-	size_t mask;
+	size_t mask, h;
 
 	s->slots = slot_count(s->n);
 	mask = s->slots - 1;
-	s->by_name = calloc(s->slots, sizeof(*s->by_name));
 	s->by_ino = calloc(s->slots, sizeof(*s->by_ino));
-	if (!s->by_name || !s->by_ino)
+	if (!s->by_ino)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
 		struct snap_entry *e = s->v[i];
-		size_t h = name_hash(e->name, NULL) & mask;
 
-		while (s->by_name[h])
-			h = (h + 1) & mask;
-		s->by_name[h] = (uint32_t)i + 1;
 		/* A saved entry keeps the inode it was served with. */
 		if (!e->ino)
-			e->ino = name_hash(instance, e->id) | SNAP_INO_BIT;
+			e->ino = name_hash(instance, entry_id(e)) |
+				 SNAP_INO_BIT;
 		while (snapshot_find_ino(s, e->ino))
 			e->ino++;
 		for (h = e->ino & mask; s->by_ino[h]; h = (h + 1) & mask)
@@ -360,7 +369,8 @@ static size_t share_unchanged(struct snapshot *s, const struct snapshot *old)
 	size_t shared = 0;
 
 	for (size_t i = 0; old && i < s->n; i++) {
-		struct snap_entry *o = snapshot_find(old, s->v[i]->name);
+		struct snap_entry *o = snapshot_find(old,
+						     entry_name(s->v[i]));
 
 		if (!o || !entry_same(o, s->v[i]))
 			continue;
@@ -403,7 +413,6 @@ static void snapshot_free(struct snapshot *s)
 	for (size_t i = 0; i < s->n; i++)
 		entry_put_n(s->v[i], 1);
 	free(s->v);
-	free(s->by_name);
 	free(s->by_ino);
 	free(s);
 }
@@ -474,14 +483,19 @@ void snapshot_put(struct snapshot *s)
 
 struct snap_entry *snapshot_find(const struct snapshot *s, const char *name)
 {
-	size_t mask = s->slots - 1;
+	size_t lo = 0, hi = s->n;
 
-	if (!s->slots)
-		return NULL;
-	for (size_t h = name_hash(name, NULL) & mask; s->by_name[h];
-	     h = (h + 1) & mask)
-		if (strcmp(s->v[s->by_name[h] - 1]->name, name) == 0)
-			return s->v[s->by_name[h] - 1];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(entry_name(s->v[mid]), name);
+
+		if (c == 0)
+			return s->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 

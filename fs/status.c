@@ -288,7 +288,7 @@ static char *file_value(struct dir *d, const struct snap_entry *e,
 	char when[32];
 
 	if (!strcmp(n, "id"))
-		return strdup(e->id);
+		return strdup(entry_id(e));
 	if (!strcmp(n, "provider"))
 		return strdup(d->remote->prov->name);
 	if (!strcmp(n, "directory"))

@@ -195,17 +195,18 @@ static void check_snapshot(const struct snapshot *s)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct snap_entry *e = s->v[i];
 
-		check_name(e->name);
-		FUZZ_ASSERT(e->id && e->name);
+		check_name(entry_name(e));
+		FUZZ_ASSERT(strlen(entry_name(e)) == e->name_len);
 		FUZZ_ASSERT(e->size == strlen(e->data));
 		FUZZ_ASSERT(e->size && e->data[e->size - 1] == '\n');
 		/* Sorted by name, names unique, ids unique. */
 		if (i)
-			FUZZ_ASSERT(strcmp(s->v[i - 1]->name, e->name) < 0);
+			FUZZ_ASSERT(strcmp(entry_name(s->v[i - 1]),
+					   entry_name(e)) < 0);
 		for (size_t j = 0; j < i; j++)
-			FUZZ_ASSERT(strcmp(s->v[j]->id, e->id) != 0 &&
+			FUZZ_ASSERT(entry_cmp_id(&s->v[j], &e) != 0 &&
 				    s->v[j]->ino != e->ino);
-		FUZZ_ASSERT(snapshot_find(s, e->name) == e);
+		FUZZ_ASSERT(snapshot_find(s, entry_name(e)) == e);
 		FUZZ_ASSERT(snapshot_find_ino(s, e->ino) == e);
 	}
 }

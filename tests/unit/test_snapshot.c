@@ -81,7 +81,7 @@ static struct snapshot *build(const struct row *rows, const size_t *order,
 static bool sorted_unique(const struct snapshot *s)
 {
 	for (size_t i = 1; i < s->n; i++)
-		if (strcmp(s->v[i - 1]->name, s->v[i]->name) >= 0)
+		if (strcmp(entry_name(s->v[i - 1]), entry_name(s->v[i])) >= 0)
 			return false;
 	return true;
 }
@@ -113,7 +113,7 @@ static bool inodes_distinct(const struct snapshot *s)
 static bool all_found(const struct snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (snapshot_find(s, s->v[i]->name) != s->v[i] ||
+		if (snapshot_find(s, entry_name(s->v[i])) != s->v[i] ||
 		    snapshot_find_ino(s, s->v[i]->ino) != s->v[i])
 			return false;
 	return true;
@@ -125,8 +125,8 @@ static bool same_listing(const struct snapshot *a, const struct snapshot *b)
 	if (a->n != b->n)
 		return false;
 	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i]->name, b->v[i]->name) != 0 ||
-		    strcmp(a->v[i]->id, b->v[i]->id) != 0 ||
+		if (strcmp(entry_name(a->v[i]), entry_name(b->v[i])) != 0 ||
+		    strcmp(entry_id(a->v[i]), entry_id(b->v[i])) != 0 ||
 		    a->v[i]->ino != b->v[i]->ino ||
 		    a->v[i]->size != b->v[i]->size ||
 		    memcmp(a->v[i]->data, b->v[i]->data, a->v[i]->size) != 0)
@@ -138,7 +138,7 @@ static const struct snap_entry *by_id(const struct snapshot *s,
 				      const char *id)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i]->id, id) == 0)
+		if (strcmp(entry_id(s->v[i]), id) == 0)
 			return s->v[i];
 	return NULL;
 }
@@ -147,7 +147,7 @@ static const char *name_of(const struct snapshot *s, const char *id)
 {
 	const struct snap_entry *e = by_id(s, id);
 
-	return e ? e->name : NULL;
+	return e ? entry_name(e) : NULL;
 }
 
 /* A Fisher-Yates shuffle with a fixed LCG: reproducible. */
@@ -332,7 +332,7 @@ static void test_collisions(void)
 			snprintf(want, sizeof(want), "%s~%016llx.json",
 				 dups[i].name0, (unsigned long long)
 				 name_hash("id", dups[i].id));
-			CHECK_STR(e->name, want);
+			CHECK_STR(entry_name(e), want);
 		}
 	}
 	CHECK_STR(name_of(ref, "id-x"), "Zeta.json");
@@ -587,7 +587,7 @@ static void test_many_same_name(void)
 		CHECK(all_found(s));
 		CHECK(snapshot_find(s, "Same Name.json") == NULL);
 		for (size_t i = 0; i < s->n; i++)
-			if (strlen(s->v[i]->name) > NAME_MAX_BYTES)
+			if (strlen(entry_name(s->v[i])) > NAME_MAX_BYTES)
 				short_names = false;
 		CHECK(short_names);
 	}
@@ -615,7 +615,7 @@ static void test_long_same_name(void)
 	CHECK(sorted_unique(s));
 	CHECK(all_found(s));
 	for (size_t i = 0; i < s->n; i++)
-		CHECK(strlen(s->v[i]->name) <= NAME_MAX_BYTES);
+		CHECK(strlen(entry_name(s->v[i])) <= NAME_MAX_BYTES);
 	snapshot_put(s);
 }
 
