@@ -61,6 +61,19 @@ static const char PUBLISH[] =
 	"redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. gen) "
 	"return gen";
 /*
+ * Renews the age of an unchanged listing, only for the lease holder and
+ * only while ARGV[2] is still the published generation. KEYS: meta,
+ * lease; ARGV: owner, generation. 1, or 0 when another was published.
+ */
+static const char TOUCH[] =
+	"if redis.call('GET', KEYS[2]) ~= ARGV[1] then "
+	"return redis.error_reply('CONNFSLEASE the lease was lost') end "
+	"if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then return 0 end "
+	"local t = redis.call('TIME') "
+	"redis.call('HSET', KEYS[1], 'at', string.format('%d', "
+	"tonumber(t[1]) * 1000000 + tonumber(t[2]))) "
+	"return 1";
+/*
  * GCRA on Redis time: the budget's state is the theoretical arrival time
  * of the next request (tat, microseconds). ARGV: interval and burst
  * tolerance (microseconds), the longest wait worth reserving, and a pause
@@ -865,6 +878,23 @@ int fleet_publish_commit(struct fleet_txn *t, const char *section,
 	drop(r);
 	free(argv);
 	fleet_publish_abort(t);
+	return rc;
+}
+
+int fleet_touch(struct fleet *f, const char *key, uint64_t gen)
+{
+	char mk[300], lk[300], g[24];
+	redisReply *r;
+	int rc;
+
+	key_of(f, key, "meta", mk, sizeof(mk));
+	key_of(f, key, "lease", lk, sizeof(lk));
+	snprintf(g, sizeof(g), "%llu", (unsigned long long)gen);
+	r = run1(f, &rc, 7, (const char *[]){ "EVAL", TOUCH, "2", mk, lk,
+					      f->owner, g });
+	if (!rc)
+		rc = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	drop(r);
 	return rc;
 }
 

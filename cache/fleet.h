@@ -105,6 +105,15 @@ int fleet_publish_commit(struct fleet_txn *t, const char *section,
 void fleet_publish_abort(struct fleet_txn *t);
 
 /*
+ * A walk found the published listing of key (generation gen) unchanged:
+ * its age starts again, with no new generation, so no host fetches it
+ * again. Only while holding the lease. 1 done, 0 when gen is no longer
+ * the published one (publish instead), -ESTALE when the lease was lost,
+ * or -errno.
+ */
+int fleet_touch(struct fleet *f, const char *key, uint64_t gen);
+
+/*
  * Rate budget: reserves the next request slot of budget (rate per second,
  * burst) for every host together. *wait = seconds until the slot (0: go
  * now). -ETIMEDOUT (nothing reserved) when it is further than max_wait.

@@ -29,8 +29,8 @@ struct dir {
 	 * directory handle only while that is the served generation.
 	 */
 	_Atomic uint64_t rdc_gen;
-	/* Fleet mode: the generation in Redis of the served listing, and
-	 * whether another host walked it. */
+	/* Fleet mode: the generation in Redis of the served listing (0:
+	 * none is), and whether another host walked it. */
 	_Atomic uint64_t fleet_gen;
 	atomic_bool from_fleet;
 	uint64_t bad_gen;		/* a Redis listing refused; loader only */

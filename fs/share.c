@@ -281,8 +281,7 @@ static int take(struct dir *d, const struct fleet_meta *m,
 	}
 	atomic_store(&d->fleet_gen, gen);
 	atomic_store(&d->from_fleet, true);
-	if (*s != old)
-		persist_walked(r->identity, r->name, old, *s);
+	persist_walked(r->identity, r->name, old, *s);
 	persist_journal_bump();
 	snapshot_put(old);
 	log_msg(LOG_INFO, "%s: took the listing of %zu connections another "
@@ -295,16 +294,32 @@ static bool servable(const struct dir *d, const struct fleet_meta *m)
 	return m->gen && m->age < fresh_for(d->remote) && m->gen != d->bad_gen;
 }
 
-/* Publishes the walk old → s with its journal; a failure is only logged. */
+static void not_shared(const struct dir *d, int rc)
+{
+	log_msg(LOG_WARNING, "%s: the listing was not shared with the fleet: "
+		"%s", d->remote->name, rc == -ESTALE ? "the lease expired "
+		"during the walk" : strerror(-rc));
+}
+
+/*
+ * Publishes the walk old → s with its journal; a failure is only logged.
+ * A walk that found the fleet's own listing unchanged only renews its age:
+ * no upload, no new generation, nothing for the other hosts to fetch.
+ */
 static void publish(struct dir *d, const struct snapshot *old,
 		    const struct snapshot *s)
 {
 	struct remote *r = d->remote;
+	uint64_t gen = atomic_load(&d->fleet_gen);
 	struct journal j = { 0 };
 	struct fleet_txn *t;
-	uint64_t gen = 0;
 	int rc;
 
+	if (s == old && gen && (rc = fleet_touch(sh.fleet, r->identity, gen))) {
+		if (rc < 0)
+			not_shared(d, rc);
+		return;
+	}
 	if (old && old != s && journal_diff(&j, r->name, wall_now(), old, s))
 		rc = -ENOMEM;
 	else
@@ -322,13 +337,28 @@ static void publish(struct dir *d, const struct snapshot *old,
 					  &gen);
 	journal_release(&j);
 	if (rc) {
-		log_msg(LOG_WARNING, "%s: the listing was not shared with the "
-			"fleet: %s", r->name, rc == -ESTALE ? "the lease "
-			"expired during the walk" : strerror(-rc));
+		/* What this host serves is no longer the fleet's listing. */
+		if (s != old)
+			atomic_store(&d->fleet_gen, 0);
+		not_shared(d, rc);
 		return;
 	}
 	atomic_store(&d->fleet_gen, gen);
 	persist_journal_bump();
+}
+
+/* Without the fleet (Redis failed): this host's own walk. */
+static int walk_alone(struct dir *d, struct snapshot **s, char *err,
+		      size_t errlen)
+{
+	struct snapshot *old = cache_peek(d->cache);
+	int rc = dir_walk(d, s, err, errlen);
+
+	/* A changed listing is no longer the fleet's generation. */
+	if (!rc && *s != old)
+		atomic_store(&d->fleet_gen, 0);
+	snapshot_put(old);
+	return rc;
 }
 
 /* Step 2 for the lease holder. */
@@ -412,7 +442,7 @@ int share_load(struct dir *d, struct snapshot **s, double *age, char *err,
 			return rc;
 		}
 	}
-	return dir_walk(d, s, err, errlen);
+	return walk_alone(d, s, err, errlen);
 }
 
 static int add_line(void *arg, int64_t seq, const char *line)

@@ -418,6 +418,33 @@ def test_refresh_on_one_host_is_picked_up_by_the_others_without_requests(
     assert fresh_emu.count(AC) == 20
 
 
+def test_an_unchanged_walk_renews_the_listing_without_a_new_generation(
+        fleet, fresh_emu, redis_server):
+    n = 990
+    conns = fresh_emu.generate(AC, n, seed=107)
+    a, b = fleet.hosts(2, {AC: dict(FAST)})
+    assert len(os.listdir(a.path(AC))) == n
+    assert len(os.listdir(b.path(AC))) == n
+    assert fresh_emu.count(AC) == 10
+    ident, = listing_ids(redis_server)
+    first = meta(redis_server, ident)
+    # Nothing changed upstream: a walks, and only the age starts again.
+    assert "refreshed" in refresh(a)
+    assert fresh_emu.count(AC) == 20
+    again = meta(redis_server, ident)
+    assert again["gen"] == first["gen"]
+    assert int(again["at"]) > int(first["at"])
+    assert "not shared" not in a.logs()
+    # A change afterwards is published as ever, and b picks it up.
+    added = new_conn(conns[0], 990003, "fleet-touch-new")
+    fresh_emu.add_connection(AC, added)
+    assert "refreshed" in refresh(a)
+    assert int(meta(redis_server, ident)["gen"]) > int(first["gen"])
+    wait_for(lambda: ac_name(added) in os.listdir(b.path(AC)), 5,
+             "b to pick up the walk")
+    assert fresh_emu.count(AC) == 20 + pages(n + 1)
+
+
 # --- 4. the shared rate budget -------------------------------------------------
 
 def filtered_sections(**keys):
