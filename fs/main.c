@@ -10,9 +10,9 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,7 +348,9 @@ static int setup_logging(const struct options *o, bool debug)
  * for its workers, and a worker in a walk only returns once the walk ends.
  */
 static sem_t hup;
-static volatile sig_atomic_t stopping;
+/* Set by a handler or the main thread, read by the refresher: atomic
+ * (lock-free, so safe in a handler), not merely volatile. */
+static atomic_bool stopping;
 static struct sigaction fuse_int, fuse_term;
 
 static void on_hup(int sig)
@@ -361,7 +363,7 @@ static void on_stop(int sig)
 {
 	const struct sigaction *fuse = sig == SIGINT ? &fuse_int : &fuse_term;
 
-	stopping = 1;
+	atomic_store(&stopping, true);
 	http_abort_all();
 	sem_post(&hup);
 	if (fuse->sa_flags & SA_SIGINFO)
@@ -413,13 +415,16 @@ static void *refresher(void *arg)
 	for (;;) {
 		while (sem_wait(&hup) && errno == EINTR)
 			;
-		if (stopping)
+		if (atomic_load(&stopping))
 			return NULL;
 		log_msg(LOG_INFO, "SIGHUP: refreshing every directory");
-		for (size_t i = 0; i < fs->ndirs && !stopping; i++) {
+		for (size_t i = 0; i < fs->ndirs; i++) {
 			size_t len;
-			char *line = status_refresh(&fs->dirs[i], &len);
+			char *line;
 
+			if (atomic_load(&stopping))
+				break;
+			line = status_refresh(&fs->dirs[i], &len);
 			if (line) {
 				line[strcspn(line, "\n")] = '\0';
 				log_msg(LOG_INFO, "%s", line);
@@ -444,7 +449,7 @@ static int start_refresher(struct connfs *fs, pthread_t *tid)
 /* The session is over: nothing needs the network any more. */
 static void stop_refresher(pthread_t tid)
 {
-	stopping = 1;
+	atomic_store(&stopping, true);
 	http_abort_all();
 	sem_post(&hup);
 	pthread_join(tid, NULL);
