@@ -78,12 +78,13 @@ check: connfs unit
 	  tests/emulator tests/integration tests/stress/stress.py
 
 # ThreadSanitizer over the unit tests and the integration tests that drive
-# the pager, the cache, the notifier, the fleet tier and refreshes from
-# many threads.
+# the pager, the cache, the notifier, the fleet tier, refreshes from many
+# threads, and stopping while all of them run.
 TSAN_TESTS := tests/integration/test_coherence.py \
               tests/integration/test_faults.py \
               tests/integration/test_operations.py \
-              tests/integration/test_fleet.py
+              tests/integration/test_fleet.py \
+              tests/integration/test_stop.py
 tsan:
 	@$(MAKE) -s clean
 	@$(MAKE) -s TSAN=1 connfs unit

@@ -119,18 +119,23 @@ static int eb_auth_endpoints(struct eventbridge *eb, struct conf_section *sec,
 {
 	const char *sts = first_env("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL");
 	const char *sso = first_env("AWS_ENDPOINT_URL_SSO", "AWS_ENDPOINT_URL");
-	char *sts_url = NULL, *sso_url = NULL;
+	const char *oidc = first_env("AWS_ENDPOINT_URL_SSO_OIDC",
+				     "AWS_ENDPOINT_URL");
+	char *sts_url = NULL, *sso_url = NULL, *oidc_url = NULL;
 	int rc = 0;
 
 	if (sts && *sts)
 		rc = conf_url(sec, NULL, sts, &sts_url, err);
 	if (!rc && sso && *sso)
 		rc = conf_url(sec, NULL, sso, &sso_url, err);
+	if (!rc && oidc && *oidc)
+		rc = conf_url(sec, NULL, oidc, &oidc_url, err);
 	if (!rc)
 		rc = aws_resolver_set_endpoints(eb->aws, eb->region, sts_url,
-						sso_url);
+						sso_url, oidc_url);
 	free(sts_url);
 	free(sso_url);
+	free(oidc_url);
 	return rc;
 }
 

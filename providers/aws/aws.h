@@ -57,12 +57,14 @@ int aws_resolver_set_transport(struct aws_resolver *r,
 			       const struct http_opts *o);
 
 /*
- * Region (for STS) and endpoints: sts_url and sso_url are validated base
- * URLs or NULL for https://sts.REGION.amazonaws.com and
- * https://portal.sso.SSO_REGION.amazonaws.com. Call before the first get.
+ * Region (for STS) and endpoints: sts_url, sso_url and oidc_url are
+ * validated base URLs or NULL for https://sts.REGION.amazonaws.com,
+ * https://portal.sso.SSO_REGION.amazonaws.com and
+ * https://oidc.SSO_REGION.amazonaws.com. Call before the first get.
  */
 int aws_resolver_set_endpoints(struct aws_resolver *r, const char *region,
-			       const char *sts_url, const char *sso_url);
+			       const char *sts_url, const char *sso_url,
+			       const char *oidc_url);
 
 /*
  * Current credentials into *out (a copy; release it). Renews them when

@@ -347,11 +347,13 @@ int aws_resolver_set_transport(struct aws_resolver *r,
 }
 
 int aws_resolver_set_endpoints(struct aws_resolver *r, const char *region,
-			       const char *sts_url, const char *sso_url)
+			       const char *sts_url, const char *sso_url,
+			       const char *oidc_url)
 {
 	free(r->ctx.region);
 	free(r->ctx.sts_url);
 	free(r->ctx.sso_url);
+	free(r->ctx.oidc_url);
 	r->ctx.region = strdup(region);
 	if (sts_url)
 		r->ctx.sts_url = strdup(sts_url);
@@ -359,7 +361,9 @@ int aws_resolver_set_endpoints(struct aws_resolver *r, const char *region,
 			  region, strncmp(region, "cn-", 3) ? "" : ".cn") < 0)
 		r->ctx.sts_url = NULL;
 	r->ctx.sso_url = sso_url ? strdup(sso_url) : NULL;
-	if (!r->ctx.region || !r->ctx.sts_url || (sso_url && !r->ctx.sso_url))
+	r->ctx.oidc_url = oidc_url ? strdup(oidc_url) : NULL;
+	if (!r->ctx.region || !r->ctx.sts_url || (sso_url && !r->ctx.sso_url) ||
+	    (oidc_url && !r->ctx.oidc_url))
 		return -ENOMEM;
 	return 0;
 }
@@ -390,6 +394,7 @@ void aws_resolver_free(struct aws_resolver *r)
 	free(r->ctx.region);
 	free(r->ctx.sts_url);
 	free(r->ctx.sso_url);
+	free(r->ctx.oidc_url);
 	free(r->profile);
 	free(r->cred_path);
 	free(r->conf_path);

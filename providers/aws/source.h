@@ -123,6 +123,7 @@ struct aws_ctx {
 	char *region;		/* STS region */
 	char *sts_url;		/* STS base URL */
 	char *sso_url;		/* SSO portal override, or NULL */
+	char *oidc_url;		/* SSO OIDC override, or NULL */
 };
 
 /*

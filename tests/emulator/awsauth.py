@@ -18,7 +18,12 @@ Real paths and wire formats:
 - Container: `GET /v2/credentials/...`, `Authorization` checked when
   `container_token` is set.
 - SSO portal: `GET /federation/credentials?account_id=&role_name=` with
-  `x-amz-sso_bearer_token` from `sso_tokens`.
+  `x-amz-sso_bearer_token` from `sso_tokens` (unexpired, when
+  `sso_expiry` names the token).
+- SSO OIDC: `POST /token` (CreateToken), JSON body with `grantType`
+  `refresh_token`, a client of `sso_clients` and a refresh token of
+  `sso_refresh`: a new access token valid for `lifetime` seconds, and a
+  new refresh token (the old one is spent), as the AWS CLI's renewal sees.
 
 `issued[kind]` counts the credentials handed out per source ("sts",
 "webid", "imds", "container", "sso"); `records` keeps every request.
@@ -44,6 +49,7 @@ STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 IMDS_PREFIX = "/latest/"
 CONTAINER_PREFIX = "/v2/credentials/"
 SSO_PATH = "/federation/credentials"
+OIDC_PATH = "/token"
 
 
 def iso(epoch):
@@ -65,6 +71,9 @@ class AwsAuth:
             self.roles = {}            # role arn -> {"external_id": ...}
             self.web_tokens = set()
             self.sso_tokens = {}       # token -> (account, role)
+            self.sso_expiry = {}       # token -> epoch it expires
+            self.sso_clients = {}      # OIDC client id -> secret
+            self.sso_refresh = {}      # refresh token -> (account, role)
             self.imds_role = "connfs-instance-role"
             self.imds_enabled = True
             self.container_token = None
@@ -97,7 +106,9 @@ class AwsAuth:
             ctype = req.header("content-type", "")
             return ctype.startswith("application/x-www-form-urlencoded")
         return (req.path.startswith(IMDS_PREFIX) or
-                req.path.startswith(CONTAINER_PREFIX) or req.path == SSO_PATH)
+                req.path.startswith(CONTAINER_PREFIX) or
+                req.path == SSO_PATH or
+                (req.path == OIDC_PATH and req.method == "POST"))
 
     def serve(self, req):
         record = {"method": req.method, "path": req.path, "query": req.query,
@@ -110,6 +121,8 @@ class AwsAuth:
             kind, resp = "imds", self.imds(req)
         elif req.path.startswith(CONTAINER_PREFIX):
             kind, resp = "container", self.container(req)
+        elif req.path == OIDC_PATH:
+            kind, resp = "oidc", self.oidc(req)
         else:
             kind, resp = "sso", self.sso(req)
         record["kind"] = record.get("kind", kind)
@@ -289,6 +302,9 @@ class AwsAuth:
     def sso(self, req):
         tok = req.header("x-amz-sso_bearer_token")
         want = self.sso_tokens.get(tok)
+        if want is not None and self.sso_expiry.get(tok, time.time() + 1) \
+                <= time.time():
+            want = None
         if want is None:
             return Response(401, json.dumps({"message": "Session token not found or invalid"}),
                             [("x-amzn-ErrorType", "UnauthorizedException")],
@@ -303,3 +319,36 @@ class AwsAuth:
                                    "sessionToken": c["SessionToken"],
                                    "expiration": int(c["expires"] * 1000)}}
         return Response(200, json.dumps(doc), content_type="application/json")
+
+    # --- SSO OIDC --------------------------------------------------------------
+    def oidc(self, req):
+        def refused(status, error):
+            return Response(status, json.dumps({"error": error}),
+                            [("x-amzn-ErrorType", error)],
+                            content_type="application/json")
+        try:
+            doc = json.loads(req.body)
+        except ValueError:
+            return refused(400, "InvalidRequestException")
+        if not isinstance(doc, dict) or doc.get("grantType") != "refresh_token":
+            return refused(400, "UnsupportedGrantTypeException")
+        cid = doc.get("clientId")
+        if cid not in self.sso_clients or \
+                self.sso_clients[cid] != doc.get("clientSecret"):
+            return refused(401, "InvalidClientException")
+        with self._lock:
+            want = self.sso_refresh.pop(doc.get("refreshToken"), None)
+        if want is None:
+            return refused(400, "InvalidGrantException")
+        n = next(self._serial)
+        access = "emu-sso-access-%d-%s" % (n, secrets.token_hex(8))
+        refresh = "emu-sso-refresh-%d-%s" % (n, secrets.token_hex(8))
+        self.sso_tokens[access] = want
+        self.sso_expiry[access] = time.time() + self.lifetime
+        self.sso_refresh[refresh] = want
+        with self._lock:
+            self.issued["oidc"] += 1
+        return Response(200, json.dumps({
+            "accessToken": access, "tokenType": "Bearer",
+            "expiresIn": self.lifetime, "refreshToken": refresh}),
+            content_type="application/json")

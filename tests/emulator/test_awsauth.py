@@ -185,3 +185,33 @@ def test_container_and_sso_tokens(emu):
     st, doc = call(emu, "GET", q, {"x-amz-sso_bearer_token": "s1"})
     assert st == 200 and json.loads(doc)["roleCredentials"]["accessKeyId"]
     assert (a.issued["container"], a.issued["sso"]) == (1, 1)
+
+
+def test_sso_oidc_refresh_rotates_the_refresh_token(emu):
+    a = emu.aws_auth
+    a.sso_clients["c1"] = "cs1"
+    a.sso_refresh["r1"] = ("1111", "Role")
+    q = "/federation/credentials?account_id=1111&role_name=Role"
+
+    def create(**doc):
+        body = dict({"grantType": "refresh_token", "clientId": "c1",
+                     "clientSecret": "cs1", "refreshToken": "r1"}, **doc)
+        return call(emu, "POST", "/token",
+                    {"content-type": "application/json"},
+                    json.dumps(body).encode())
+    assert create(clientSecret="wrong")[0] == 401
+    assert create(grantType="authorization_code")[0] == 400
+    st, doc = create()
+    assert st == 200
+    got = json.loads(doc)
+    assert got["expiresIn"] == a.lifetime
+    assert call(emu, "GET", q, {"x-amz-sso_bearer_token":
+                                got["accessToken"]})[0] == 200
+    # The refresh token is spent; the new one works once.
+    assert create()[0] == 400
+    assert create(refreshToken=got["refreshToken"])[0] == 200
+    # An access token past its expiry is refused like an unknown one.
+    a.sso_expiry[got["accessToken"]] = time.time() - 1
+    assert call(emu, "GET", q, {"x-amz-sso_bearer_token":
+                                got["accessToken"]})[0] == 401
+    assert a.issued["oidc"] == 2

@@ -8,6 +8,7 @@ until they expire and then answers ExpiredTokenException. Every test
 mounts the real binary and lists through it.
 """
 
+import calendar
 import errno
 import hashlib
 import json
@@ -468,15 +469,21 @@ def test_rotated_web_identity_token(mount, eb_data, tmp_path):
 
 # --- SSO login state ------------------------------------------------------------
 
-def write_sso_cache(tmp_path, key, token, expires, home_index=0):
+def utc(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def write_sso_cache(tmp_path, key, token, expires, home_index=0, **extra):
+    """The login `aws sso login` caches; returns the file's path."""
     cache = tmp_path / ("m%d" % home_index) / ".aws" / "sso" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     name = hashlib.sha1(key.encode()).hexdigest() + ".json"
     doc = {"startUrl": "https://corp.example.test/start",
            "region": "eu-central-1", "accessToken": token,
-           "expiresAt": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                      time.gmtime(expires))}
+           "expiresAt": utc(expires)}
+    doc.update(extra)
     replace_file(cache / name, json.dumps(doc))
+    return cache / name
 
 
 def test_expired_sso_login_is_named_then_recovers(mount, eb_data, tmp_path):
@@ -515,6 +522,80 @@ def test_expired_sso_login_is_named_then_recovers(mount, eb_data, tmp_path):
     assert names(m) == want(eb_data)
     assert a.issued["sso"] == 1
     assert_no_secrets(m, eb_data, ["sso-stale-token"])
+
+
+SSO_DEV = ("[profile dev]\nsso_session = corp\nsso_account_id = "
+           "111122223333\nsso_role_name = ReadOnly\n"
+           "[sso-session corp]\nsso_start_url = https://corp.example"
+           ".test/start\nsso_region = eu-central-1\n")
+OIDC_CLIENT = ("connfs-test-client", "connfs-test-client-secret-41d7")
+
+
+def sso_login(tmp_path, a, token, expires, refresh):
+    """An sso-session login with its refresh token and OIDC client, as
+    `aws sso login` leaves it; the emulator knows the client."""
+    a.sso_clients[OIDC_CLIENT[0]] = OIDC_CLIENT[1]
+    return write_sso_cache(
+        tmp_path, "corp", token, expires, refreshToken=refresh,
+        clientId=OIDC_CLIENT[0], clientSecret=OIDC_CLIENT[1],
+        registrationExpiresAt=utc(time.time() + 86400))
+
+
+@pytest.mark.parametrize("left", [300, -60], ids=["soon", "expired"])
+def test_sso_login_renews_itself_with_its_refresh_token(mount, eb_data,
+                                                        tmp_path, left):
+    a = eb_data.aws_auth
+    who = ("111122223333", "ReadOnly")
+    a.sso_tokens["sso-old-token"] = who
+    a.sso_expiry["sso-old-token"] = time.time() + left
+    a.sso_refresh["sso-refresh-1"] = who
+    path = sso_login(tmp_path, a, "sso-old-token", time.time() + left,
+                     "sso-refresh-1")
+    env = aws_env(tmp_path, eb_data, "", SSO_DEV,
+                  AWS_ENDPOINT_URL_SSO_OIDC=eb_data.url)
+    m = mount({"eventbridge": {"profile": "dev"}}, env=env)
+    assert names(m) == want(eb_data)
+    oidc = a.requests("oidc")
+    assert [r["status"] for r in oidc] == [200]
+    assert json.loads(oidc[0]["body"]) == {
+        "grantType": "refresh_token", "clientId": OIDC_CLIENT[0],
+        "clientSecret": OIDC_CLIENT[1], "refreshToken": "sso-refresh-1"}
+    # Saved as the AWS CLI saves it: the new access and refresh tokens,
+    # the client kept, 0600, and the portal got the new token.
+    doc = json.loads(path.read_text())
+    new, = [t for t in a.sso_tokens if t != "sso-old-token"]
+    rotated, = a.sso_refresh
+    assert doc["accessToken"] == new and doc["refreshToken"] == rotated
+    assert doc["clientId"] == OIDC_CLIENT[0]
+    assert doc["startUrl"] == "https://corp.example.test/start"
+    got = calendar.timegm(time.strptime(doc["expiresAt"],
+                                        "%Y-%m-%dT%H:%M:%SZ"))
+    assert got > time.time() + 3000
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    sso = a.requests("sso")
+    assert [r["headers"]["x-amz-sso_bearer_token"] for r in sso] == [new]
+    assert "renewed the SSO login of profile dev" in m.logs()
+    assert_no_secrets(m, eb_data, ["sso-old-token", "sso-refresh-1", new,
+                                   rotated, OIDC_CLIENT[1]])
+
+
+def test_sso_login_that_cannot_be_renewed_is_named(mount, eb_data, tmp_path):
+    a = eb_data.aws_auth
+    # The refresh token was revoked: the emulator does not know it.
+    sso_login(tmp_path, a, "sso-old-token", time.time() - 60, "sso-revoked")
+    env = aws_env(tmp_path, eb_data, "", SSO_DEV,
+                  AWS_ENDPOINT_URL_SSO_OIDC=eb_data.url)
+    m = mount({"eventbridge": {"profile": "dev"}}, env=env)
+    with pytest.raises(OSError):
+        os.listdir(m.path("eventbridge"))
+    logs = m.logs()
+    assert "could not be renewed: SSO OIDC: HTTP 400" in logs
+    assert "InvalidGrantException" in logs
+    assert "aws sso login --profile dev" in logs
+    assert [r["status"] for r in a.requests("oidc")] == [400]
+    assert a.requests("sso") == []
+    assert_no_secrets(m, eb_data, ["sso-old-token", "sso-revoked",
+                                   OIDC_CLIENT[1]])
 
 
 # --- refused before mounting ------------------------------------------------------

@@ -106,7 +106,7 @@ static struct aws_resolver *resolver(const char *profile)
 	if (r)
 		CHECK_INT(aws_resolver_set_endpoints(r, "us-east-1",
 						     "http://127.0.0.1:9",
-						     NULL), 0);
+						     NULL, NULL), 0);
 	return r;
 }
 
