@@ -124,7 +124,8 @@ static int set_str(cJSON *doc, const char *name, const char *value)
 
 /*
  * Writes the cache document as the AWS CLI does (0600), through a new
- * file renamed over the old, so the CLI never reads half of it.
+ * file (unique: two sections may renew one login at once) renamed over
+ * the old, so the CLI never reads half of it.
  */
 static int write_cache(const char *path, const cJSON *doc)
 {
@@ -132,11 +133,15 @@ static int write_cache(const char *path, const cJSON *doc)
 	size_t len = text ? strlen(text) : 0;
 	int fd = -1, rc = 0;
 
-	if (!text || asprintf(&tmp, "%s.connfs-%ld", path, (long)getpid()) < 0)
+	if (!text || asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+		tmp = NULL;
 		rc = -ENOMEM;
-	if (!rc && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-			      O_CLOEXEC, 0600)) < 0)
+	}
+	if (!rc && (fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		rc = -errno;
+		free(tmp);
+		tmp = NULL;
+	}
 	if (!rc && (write(fd, text, len) != (ssize_t)len || fsync(fd)))
 		rc = -EIO;
 	if (fd >= 0 && close(fd) && !rc)
@@ -190,7 +195,9 @@ static int take_token(cJSON *doc, const char *body, size_t len)
 	char at[32];
 	int rc = 0;
 
-	if (!tok || !*tok || !json_num(r, "expiresIn", &in) || in <= 0)
+	/* A lifetime beyond a year is not one AWS gives: refused. */
+	if (!tok || !*tok || !json_num(r, "expiresIn", &in) || in <= 0 ||
+	    in > 366 * 86400.0)
 		rc = -EPROTO;
 	if (!rc) {
 		iso_time(aws_now() + in, at);
