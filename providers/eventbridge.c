@@ -313,7 +313,8 @@ static int eb_parse_list(void *state, const struct page_req *pr,
 	for (size_t i = 0; cJSON_GetArraySize(list) > 0 && !rc; i++)
 		rc = eb_entry(pg, cJSON_DetachItemFromArray(list, 0), i, err,
 			      errlen);
-	/* NextToken is 1..2048 chars; treat "" as the end (§1.4). */
+	/* NextToken is 1..2048 characters (ListConnections API reference):
+	 * "" can only be the end. */
 	if (!rc && cJSON_IsString(next) && next->valuestring[0]) {
 		pg->next = strdup(next->valuestring);
 		rc = pg->next ? 0 : -ENOMEM;

@@ -1,9 +1,10 @@
 """AWS EventBridge emulation: `POST /` with `X-Amz-Target: AWSEvents.*`.
 
 Implements ListConnections (paged with opaque, tamper-proof NextTokens)
-and DescribeConnection, verifies SigV4 signatures cryptographically
-(providers.md §1, design.md §6), and speaks the AWS JSON 1.1 error
-envelope `{"__type": ..., "message": ...}`.
+and DescribeConnection, verifies SigV4 signatures cryptographically (as
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
+describes), and speaks the AWS JSON 1.1 error envelope
+`{"__type": ..., "message": ...}`.
 """
 
 import base64

@@ -1,8 +1,7 @@
 """Synthetic connection data for the emulator.
 
 `generate(provider, n, seed)` returns n realistic, deterministic objects in
-the exact shape each API returns (providers.md §1.5, §2.5, §3.5, §4.5,
-§5.5).  `hostile(provider, n)` returns objects whose names/ids are designed
+the exact shape each API documents for a list response.  `hostile(provider, n)` returns objects whose names/ids are designed
 to break file systems, URL builders and JSON parsers, while every other
 field stays valid.  `make(provider, i, seed)` builds the i-th object alone
 (used for the synthetic pages of the `endless` fault).

@@ -3,8 +3,9 @@
  * the environment and from AWS profile files, region and endpoint
  * precedence, filters), the request it builds (method, URL, exact JSON
  * body, headers, SigV4 settings, no secret outside userpwd), parsing of the
- * fixture pages under fixtures/ (the providers.md §1.8 example page, last
- * and empty pages, malformed bodies) and error classification. No network.
+ * fixture pages under fixtures/ (the example page of the ListConnections
+ * API reference, last and empty pages, malformed bodies) and error
+ * classification. No network.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -391,7 +392,7 @@ static void test_endpoint_precedence(void)
 
 	/*
 	 * Regression (fixed): eb_endpoint() always uses the "aws" partition's DNS suffix;
-	 * providers.md §1.1: aws-cn regions are under amazonaws.com.cn.
+	 * aws-cn regions are under amazonaws.com.cn (AWS service endpoints).
 	 * Want https://events.cn-north-1.amazonaws.com.cn, got ….com.
 	 */
 	unsetenv("AWS_ENDPOINT_URL");
@@ -566,7 +567,8 @@ static void test_build(void)
 	http_req_release(&req);
 	P->release(st);
 
-	/* Filters, kept unchanged on every page (§1.4). */
+	/* Filters, kept unchanged on every page (ListConnections wants the
+	 * same parameters with each NextToken). */
 	sect_set(&t, "name_prefix", "billing");
 	sect_set(&t, "state", "AUTHORIZED");
 	st = configure(&t, EP, err);
@@ -715,7 +717,7 @@ static void test_parse_empty(void *st)
 	CHECK(pg.next == NULL);
 	page_release(&pg);
 
-	/* NextToken "" is the end (§1.4), as is null. */
+	/* NextToken "" is the end, as is null. */
 	CHECK_INT(parse(st, "eventbridge_empty_token.json", "x", &pg, err), 0);
 	CHECK_INT(pg.n, 1);
 	CHECK(pg.next == NULL);
