@@ -6,9 +6,11 @@
 #include "remote.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "log.h"
@@ -97,11 +99,28 @@ static int generic_keys(struct remote *r, struct conf_section *sec,
 }
 
 /*
+ * A relative path made absolute: a daemon leaves its working directory
+ * for /. Symbolic links stay: a CA bundle rotated by swapping a link (as
+ * Kubernetes does with mounted ConfigMaps) must be followed afresh.
+ */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+/*
  * The CA bundle: the section's ca_file, else -o ca_file, else the one the
  * provider's own tools would trust (EventBridge: AWS_CA_BUNDLE, then the
  * profile's ca_bundle). A bundle that cannot be used is a configuration
- * error now, not a failed walk later. The path is made absolute: a
- * daemon leaves its working directory for /. *abs: malloc'd or NULL.
+ * error now, not a failed walk later. *abs: malloc'd absolute path or
+ * NULL.
  */
 static int pick_ca(const struct remote *r, struct conf_section *sec,
 		   const struct remote_defaults *d, char **abs, char *err)
@@ -122,8 +141,12 @@ static int pick_ca(const struct remote *r, struct conf_section *sec,
 	if (http_ca_check(ca, why, sizeof(why)))
 		return from ? conf_error(sec, NULL, err, "%s: %s", from, why) :
 			      conf_error(sec, "ca_file", err, "%s", why);
-	*abs = realpath(ca, NULL);
-	return *abs ? 0 : -errno;
+	if (!(*abs = absolute(ca)))
+		return conf_error(sec, from ? NULL : "ca_file", err,
+				  "%s%s%s: cannot make it an absolute path: %s",
+				  from ? from : "", from ? ": " : "", ca,
+				  strerror(errno));
+	return 0;
 }
 
 /* The proxy: the section's, else -o proxy, else the environment's. */

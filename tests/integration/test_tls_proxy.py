@@ -282,6 +282,29 @@ def test_bad_ca_path_is_a_config_error(tmp_path, fresh_emu, where):
     assert fresh_emu.count(typ) == 0
 
 
+def test_relative_ca_file_still_works_once_daemonized(tmp_path, fresh_emu,
+                                                      tls, pki):
+    # A daemon works from /: the bundle named relative to the directory
+    # connfs was started in must still be found there.
+    fresh_emu.generate(P, 6)
+    cfg = tmp_path / "config"
+    cfg.write_text(config_text({P: {"url": https(tls["good"])}}))
+    cfg.chmod(0o600)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    log = tmp_path / "connfs.log"
+    r = subprocess.run([BINARY, "-o", "config=%s,ca_file=ca.pem,logfile=%s"
+                        % (cfg, log), str(mnt)], cwd=pki["dir"],
+                       env=daemon_env(tmp_path), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert len(os.listdir(mnt / P)) == 6, log.read_text()
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
+    assert fresh_emu.count(P) == 1
+
+
 def test_bad_proxy_is_a_config_error(tmp_path, fresh_emu):
     r = run_check(tmp_path, {P: {"url": fresh_emu.url,
                                  "proxy": "socks5://127.0.0.1:1"}})
