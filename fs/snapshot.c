@@ -361,18 +361,25 @@ static int index_all(struct snapshot *s, const char *instance)
 
 /*
  * Swaps in old's version of every entry that did not change, so that
- * unchanged files keep their kernel nodes and cached pages. Returns the
- * number shared.
+ * unchanged files keep their kernel nodes and cached pages. Both are
+ * sorted by name: one merge pass pairs them. Returns the number shared.
  */
 static size_t share_unchanged(struct snapshot *s, const struct snapshot *old)
 {
-	size_t shared = 0;
+	size_t shared = 0, k = 0;
 
 	for (size_t i = 0; old && i < s->n; i++) {
-		struct snap_entry *o = snapshot_find(old,
-						     entry_name(s->v[i]));
+		const char *name = entry_name(s->v[i]);
+		struct snap_entry *o;
+		int c = 1;
 
-		if (!o || !entry_same(o, s->v[i]))
+		while (k < old->n &&
+		       (c = strcmp(entry_name(old->v[k]), name)) < 0)
+			k++;
+		if (k == old->n)
+			break;
+		o = old->v[k];
+		if (c || !entry_same(o, s->v[i]))
 			continue;
 		entry_get(o);
 		entry_put_n(s->v[i], 1);

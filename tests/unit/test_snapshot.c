@@ -476,21 +476,24 @@ static void test_versions_shared(void)
 		{ "2", "beta", NULL, 200 },
 		{ "3", "gamma", NULL, 300 },
 		{ "4", "delta", NULL, 400 },
+		{ "6", "zeta", NULL, 600 },
 	};
 	static const struct row v2[] = {
 		{ "1", "alpha", NULL, 100 },	/* same */
 		{ "2", "beta", NULL, 201 },	/* modified */
 		{ "3", "gamma2", NULL, 300 },	/* renamed */
 		{ "5", "eps", NULL, 500 },	/* new; 4 removed */
+		{ "7", "aaa", NULL, 700 },	/* new, before every old name */
+		{ "6", "zeta", NULL, 600 },	/* same, after the gaps */
 	};
-	struct snapshot *a = rebuild(v1, 4, NULL), *b, *c;
+	struct snapshot *a = rebuild(v1, 5, NULL), *b, *c;
 	struct snap_entry *old_beta;
 
 	CHECK(a != NULL);
 	if (!a)
 		return;
 	old_beta = snapshot_find(a, "beta.json");
-	b = rebuild(v2, 4, a);
+	b = rebuild(v2, 6, a);
 	CHECK(b != NULL && b != a);
 	if (!b || !old_beta) {
 		snapshot_put(a);
@@ -500,6 +503,8 @@ static void test_versions_shared(void)
 	CHECK(b->gen > a->gen);
 	CHECK(snapshot_find(b, "alpha.json") == snapshot_find(a, "alpha.json"));
 	CHECK_INT(atomic_load(&snapshot_find(b, "alpha.json")->refs), 2);
+	CHECK(snapshot_find(b, "zeta.json") == snapshot_find(a, "zeta.json"));
+	CHECK(snapshot_find(b, "aaa.json") != NULL);
 	CHECK(snapshot_find(b, "beta.json") != old_beta);
 	CHECK(snapshot_find(b, "beta.json")->ino == old_beta->ino);
 	CHECK(snapshot_find(b, "gamma2.json") != NULL);
@@ -513,13 +518,13 @@ static void test_versions_shared(void)
 	entry_put_n(old_beta, 1);
 	CHECK_INT(atomic_load(&snapshot_find(b, "alpha.json")->refs), 1);
 	/* Nothing changed: the same snapshot, one more reference. */
-	c = rebuild(v2, 4, b);
+	c = rebuild(v2, 6, b);
 	CHECK(c == b);
 	CHECK_INT(atomic_load(&b->refs), 2);
 	snapshot_put(c);
 	/* One fewer connection is a change even if the rest are equal. */
-	c = rebuild(v2, 3, b);
-	CHECK(c != NULL && c != b && c->n == 3);
+	c = rebuild(v2, 5, b);
+	CHECK(c != NULL && c != b && c->n == 5);
 	if (c)
 		CHECK(snapshot_find(c, "alpha.json") ==
 		      snapshot_find(b, "alpha.json"));
