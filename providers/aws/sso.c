@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,9 +297,9 @@ static int usable_token(struct aws_ctx *ctx, const struct aws_node *n,
 	return *token ? 0 : -ENOMEM;
 }
 
-/* The cached access token, if present and not expired (or renewed). */
-static int cached_token(struct aws_ctx *ctx, const struct aws_node *n,
-			char **token, char *err, size_t errlen)
+/* cached_token's work, under its lock. */
+static int read_login(struct aws_ctx *ctx, const struct aws_node *n,
+		      char **token, char *err, size_t errlen)
 {
 	const char *home = getenv("HOME");
 	char hex[41], *path, *text = NULL;
@@ -312,7 +313,7 @@ static int cached_token(struct aws_ctx *ctx, const struct aws_node *n,
 		     hex) < 0)
 		return -ENOMEM;
 	rc = aws_read_token(path, &text);
-	if (rc == -ENOMEM || rc) {
+	if (rc) {
 		free(path);
 		return rc == -ENOMEM ? rc :
 		       login_hint(n, "no cached login (token) for this "
@@ -327,6 +328,23 @@ static int cached_token(struct aws_ctx *ctx, const struct aws_node *n,
 		rc = usable_token(ctx, n, path, root, token, err, errlen);
 	aws_json_free(root);
 	free(path);
+	return rc;
+}
+
+/*
+ * The cached access token, if present and not expired (or renewed).
+ * One caller at a time reads and renews: sections sharing a login would
+ * otherwise spend one refresh token twice, and the second renewal fail.
+ */
+static int cached_token(struct aws_ctx *ctx, const struct aws_node *n,
+			char **token, char *err, size_t errlen)
+{
+	static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
+	int rc;
+
+	pthread_mutex_lock(&login_lock);
+	rc = read_login(ctx, n, token, err, errlen);
+	pthread_mutex_unlock(&login_lock);
 	return rc;
 }
 

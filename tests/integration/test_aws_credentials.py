@@ -579,6 +579,33 @@ def test_sso_login_renews_itself_with_its_refresh_token(mount, eb_data,
                                    rotated, OIDC_CLIENT[1]])
 
 
+def test_sections_sharing_a_login_renew_it_once(mount, eb_data, tmp_path):
+    a = eb_data.aws_auth
+    who = ("111122223333", "ReadOnly")
+    a.sso_tokens["sso-old-token"] = who
+    a.sso_refresh["sso-refresh-1"] = who
+    sso_login(tmp_path, a, "sso-old-token", time.time() + 300,
+              "sso-refresh-1")
+    env = aws_env(tmp_path, eb_data, "", SSO_DEV,
+                  AWS_ENDPOINT_URL_SSO_OIDC=eb_data.url)
+    m = mount({"eventbridge": {"profile": "dev"},
+               "eb2": {"type": "eventbridge", "profile": "dev"}}, env=env)
+    got = {}
+
+    def ls(d):
+        got[d] = sorted(os.listdir(m.path(d)))
+    threads = [threading.Thread(target=ls, args=(d,))
+               for d in ("eventbridge", "eb2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == {"eventbridge": want(eb_data), "eb2": want(eb_data)}
+    # One renewal: the second section read the login the first saved.
+    assert [r["status"] for r in a.requests("oidc")] == [200]
+    assert "renewing the SSO login failed" not in m.logs()
+
+
 def test_sso_login_that_cannot_be_renewed_is_named(mount, eb_data, tmp_path):
     a = eb_data.aws_auth
     # The refresh token was revoked: the emulator does not know it.
