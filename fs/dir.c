@@ -40,8 +40,9 @@ int dir_walk(struct dir *d, struct snapshot **out, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "%s", werr.msg);
 		cache_status(d->cache, &st);
-		log_msg(st.has_value ? LOG_WARNING : LOG_ERR,
-			"%s%s", err, st.has_value ?
+		/* A walk cut short by an unmount is no failure to warn of. */
+		log_msg(rc == -ECANCELED ? LOG_INFO : st.has_value ?
+			LOG_WARNING : LOG_ERR, "%s%s", err, st.has_value ?
 			" (keeping the last good listing)" : "");
 		return rc;
 	}

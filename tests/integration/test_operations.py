@@ -676,8 +676,10 @@ def test_fstab_mount_and_umount(fresh_emu, tmp_path):
     os.symlink(BINARY, bindir / "connfs")
     cfg = write_config(tmp_path / "config", fresh_emu, {EB: eb()})
     log = tmp_path / "connfs.log"
-    opts = "config=%s,logfile=%s,loglevel=info,_netdev,allow_other" % (
-        cfg, log)
+    # nostore: the second mount must walk (and log it) before its `ls`
+    # answers, not serve the first one's listing and refresh behind it.
+    opts = ("config=%s,logfile=%s,loglevel=info,_netdev,allow_other,nostore"
+            % (cfg, log))
     fstab = tmp_path / "fstab"
     fstab.write_text("# throwaway\nconnfs %s fuse.connfs %s 0 0\n"
                      % (mnt, opts))
