@@ -21,6 +21,7 @@
 
 #include "connfs.h"
 #include "control.h"
+#include "live.h"
 #include "status.h"
 
 static struct connfs *fs_of(fuse_req_t req)
@@ -223,7 +224,7 @@ struct handle {
 	/* HANDLE_CONTROL: the content, rendered once per open. */
 	char *data;
 	size_t size;
-	struct handle *prev, *next;	/* in live_handles */
+	struct live_link live;	/* in handles */
 };
 
 /*
@@ -231,8 +232,7 @@ struct handle {
  * it had not sent yet (a closedir just before SIGTERM), so what is left
  * here then is freed by ops_release_handles().
  */
-static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct handle *live_handles;
+static struct live_list handles = LIVE_LIST_INIT;
 
 static struct handle *handle_of(const struct fuse_file_info *fi)
 {
@@ -246,26 +246,14 @@ static struct handle *handle_new(enum handle_kind kind)
 	if (h) {
 		h->kind = kind;
 		atomic_init(&h->refs, 1);
-		pthread_mutex_lock(&handles_lock);
-		h->next = live_handles;
-		if (live_handles)
-			live_handles->prev = h;
-		live_handles = h;
-		pthread_mutex_unlock(&handles_lock);
+		live_add(&handles, &h->live);
 	}
 	return h;
 }
 
 static void handle_free(struct handle *h)
 {
-	pthread_mutex_lock(&handles_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		live_handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&handles_lock);
+	live_remove(&handles, &h->live);
 	snapshot_put(h->snap);
 	free(h->data);
 	free(h);
@@ -279,8 +267,8 @@ static void handle_put(struct handle *h)
 
 void ops_release_handles(void)
 {
-	while (live_handles)
-		handle_free(live_handles);
+	while (handles.head)
+		handle_free(live_of(handles.head, struct handle, live));
 }
 
 /* Hands h to the kernel; if the request is gone, h is dropped. */

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,30 +33,11 @@ char *render_json(const cJSON *obj, size_t *len)
  * Every entry alive, so that snapshot_free_all() can free the versions
  * the kernel never forgot (it sends no FORGET for them at unmount).
  */
-static struct snap_entry *live_entries;
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void entry_link(struct snap_entry *e)
-{
-	pthread_mutex_lock(&live_lock);
-	e->prev = NULL;
-	e->next = live_entries;
-	if (live_entries)
-		live_entries->prev = e;
-	live_entries = e;
-	pthread_mutex_unlock(&live_lock);
-}
+static struct live_list live_entries = LIVE_LIST_INIT;
 
 static void entry_free(struct snap_entry *e)
 {
-	pthread_mutex_lock(&live_lock);
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		live_entries = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	pthread_mutex_unlock(&live_lock);
+	live_remove(&live_entries, &e->live);
 	free(e);
 }
 
@@ -96,7 +76,7 @@ static struct snap_entry *entry_new(const char *json, size_t size,
 	p = e->data + size + 1;
 	memcpy(p, name, nlen);
 	memcpy(p + nlen, id, ilen);
-	entry_link(e);
+	live_add(&live_entries, &e->live);
 	return e;
 }
 
@@ -389,34 +369,12 @@ static size_t share_unchanged(struct snapshot *s, const struct snapshot *old)
 	return shared;
 }
 
-static struct snapshot *live;
-
-static void live_add(struct snapshot *s)
-{
-	pthread_mutex_lock(&live_lock);
-	s->next = live;
-	if (live)
-		live->prev = s;
-	live = s;
-	pthread_mutex_unlock(&live_lock);
-}
-
-static void live_remove(struct snapshot *s)
-{
-	pthread_mutex_lock(&live_lock);
-	if (s->prev)
-		s->prev->next = s->next;
-	else if (live == s)
-		live = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->prev = s->next = NULL;
-	pthread_mutex_unlock(&live_lock);
-}
+/* Every snapshot published, for snapshot_free_all(). */
+static struct live_list live_snapshots = LIVE_LIST_INIT;
 
 static void snapshot_free(struct snapshot *s)
 {
-	live_remove(s);
+	live_remove(&live_snapshots, &s->live);
 	for (size_t i = 0; i < s->n; i++)
 		entry_put_n(s->v[i], 1);
 	free(s->v);
@@ -465,16 +423,18 @@ struct snapshot *snap_builder_finish(struct snap_builder *b,
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 	malloc_trim(0);
 #endif
-	live_add(s);
+	live_add(&live_snapshots, &s->live);
 	return s;
 }
 
 void snapshot_free_all(void)
 {
-	while (live)
-		snapshot_free(live);
-	while (live_entries)
-		entry_free(live_entries);
+	while (live_snapshots.head)
+		snapshot_free(live_of(live_snapshots.head, struct snapshot,
+				      live));
+	while (live_entries.head)
+		entry_free(live_of(live_entries.head, struct snap_entry,
+				   live));
 }
 
 void snapshot_get(struct snapshot *s)

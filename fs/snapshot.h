@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "live.h"
 #include "provider.h"
 
 /*
@@ -34,7 +35,7 @@
  */
 struct snap_entry {
 	atomic_uint_fast64_t refs;
-	struct snap_entry *prev, *next;	/* every live entry */
+	struct live_link live;	/* every live entry */
 	void *owner;		/* the builder's owner (its directory) */
 	struct timespec mtime;
 	uint64_t ino;		/* stable st_ino: hash of instance and id */
@@ -58,7 +59,7 @@ static inline const char *entry_id(const struct snap_entry *e)
 
 struct snapshot {
 	atomic_int refs;
-	struct snapshot *prev, *next;	/* every live snapshot */
+	struct live_link live;	/* every live snapshot */
 	uint64_t gen;		/* unique per snapshot, never reused */
 	struct snap_entry **v;	/* sorted by name (strcmp) */
 	size_t n;
