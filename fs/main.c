@@ -351,7 +351,7 @@ static sem_t hup;
 /* Set by a handler or the main thread, read by the refresher: atomic
  * (lock-free, so safe in a handler), not merely volatile. */
 static atomic_bool stopping;
-static struct sigaction fuse_int, fuse_term;
+static struct sigaction fuse_int, fuse_term, fuse_hup;
 
 static void on_hup(int sig)
 {
@@ -372,22 +372,36 @@ static void on_stop(int sig)
 		fuse->sa_handler(sig);
 }
 
-/* Installed after libfuse's handlers, which on_stop() then calls. */
-static int catch_stop(void)
+/*
+ * Installed after libfuse's handlers, which on_stop() then calls, and
+ * before the mount appears: libfuse's own SIGHUP handler ends the session,
+ * so a reload sent the moment the mount is there (systemctl reload right
+ * after start) must already find on_hup(). A SIGHUP that comes before the
+ * refresher runs waits in the semaphore.
+ */
+static int catch_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_stop };
+	struct sigaction stop = { .sa_handler = on_stop };
+	struct sigaction reload = { .sa_handler = on_hup,
+				    .sa_flags = SA_RESTART };
 
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, &fuse_int) ||
-	    sigaction(SIGTERM, &sa, &fuse_term))
+	sem_init(&hup, 0, 0);
+	sigemptyset(&stop.sa_mask);
+	sigemptyset(&reload.sa_mask);
+	if (sigaction(SIGINT, &stop, &fuse_int) ||
+	    sigaction(SIGTERM, &stop, &fuse_term) ||
+	    sigaction(SIGHUP, &reload, &fuse_hup))
 		return -errno;
 	return 0;
 }
 
-static void uncatch_stop(void)
+/* Before the semaphore goes: no handler may post to it afterwards. */
+static void uncatch_signals(void)
 {
+	sigaction(SIGHUP, &fuse_hup, NULL);
 	sigaction(SIGINT, &fuse_int, NULL);
 	sigaction(SIGTERM, &fuse_term, NULL);
+	sem_destroy(&hup);
 }
 
 /*
@@ -436,14 +450,7 @@ static void *refresher(void *arg)
 
 static int start_refresher(struct connfs *fs, pthread_t *tid)
 {
-	struct sigaction sa = { .sa_handler = on_hup };
-
-	sem_init(&hup, 0, 0);
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	if (pthread_create(tid, NULL, refresher, fs))
-		return -1;
-	return sigaction(SIGHUP, &sa, NULL);
+	return pthread_create(tid, NULL, refresher, fs) ? -1 : 0;
 }
 
 /* The session is over: nothing needs the network any more. */
@@ -453,7 +460,6 @@ static void stop_refresher(pthread_t tid)
 	http_abort_all();
 	sem_post(&hup);
 	pthread_join(tid, NULL);
-	sem_destroy(&hup);
 }
 
 /* The 3.12 loop API: the older wrapper leaks its loop configuration. */
@@ -490,7 +496,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 		return 1;
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
-	if (catch_stop())
+	if (catch_signals())
 		goto out_signals;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
@@ -523,7 +529,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *co,
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
-	uncatch_stop();
+	uncatch_signals();
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);

@@ -106,6 +106,41 @@ def test_unmount_during_sighup_refresh(mount, fresh_emu):
 
 
 
+def test_sighup_the_moment_the_mount_appears_refreshes(mount, fresh_emu,
+                                                      tmp_path, monkeypatch):
+    """A reload sent as soon as the mount is there (systemctl reload right
+    after start) refreshes. It used to reach libfuse's own SIGHUP handler,
+    which ends the session, while the daemon was still starting."""
+    fresh_emu.generate("nango", 3)
+    procs = []
+    popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        procs.append(popen(*args, **kwargs))
+        return procs[-1]
+
+    def hup_when_mounted(path):
+        while not procs:
+            time.sleep(0.0005)
+        while not is_mounted(path) and procs[0].poll() is None:
+            pass
+        procs[0].send_signal(signal.SIGHUP)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    # Where the mount factory puts its first mount.
+    sender = threading.Thread(target=hup_when_mounted, daemon=True,
+                              args=(str(tmp_path / "m0" / "mnt"),))
+    sender.start()
+    m = mount({"nango": {}})
+    sender.join(30)
+    monkeypatch.undo()
+    wait_for(lambda: "SIGHUP: refreshing every directory" in m.logs(), 30,
+             "the refresh")
+    assert m.proc.poll() is None, m.output()
+    assert is_mounted(m.dir)
+    assert len(os.listdir(m.path("nango"))) == 3
+
+
 def test_no_invalid_idle_threads_warning(mount, fresh_emu):
     """libfuse 3.14 logs "Ignoring invalid max threads value 4294967295"
     when given its own "not set" value for max_idle_threads."""
