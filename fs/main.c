@@ -211,7 +211,7 @@ static int build(const struct options *o, struct connfs *fs)
 	};
 	struct remote **remotes = NULL;
 	struct config cfg;
-	char err[CONF_ERRLEN];
+	char err[CONF_ERRLEN] = "";	/* out of memory leaves it empty */
 	size_t n = 0;
 	int rc;
 
@@ -225,7 +225,8 @@ static int build(const struct options *o, struct connfs *fs)
 	rc = remotes ? 0 : -ENOMEM;
 	for (; !rc && n < cfg.n; n++)
 		if ((rc = remote_new(&cfg.sec[n], &d, &remotes[n], err)))
-			fprintf(stderr, "connfs: %s\n", err);
+			fprintf(stderr, "connfs: %s\n",
+				err[0] ? err : strerror(-rc));
 	if (rc) {
 		for (size_t i = 0; i + 1 < n; i++)
 			remote_free(remotes[i]);
