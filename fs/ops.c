@@ -583,16 +583,19 @@ static void reply_slice(fuse_req_t req, const char *data, size_t total,
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	const struct snap_entry *e = node_entry(ino);
+	struct snap_entry *e = node_entry(ino);
 	struct handle *h = handle_of(fi);
 
+	/*
+	 * The kernel has the reply before fuse_reply_buf() returns, and its
+	 * FORGET (or RELEASE) may then run on another thread: a reference
+	 * keeps the bytes until the call is over.
+	 */
 	if (e) {
-		/* The kernel holds the node (a lookup reference) until the
-		 * read is answered: the version cannot go away meanwhile. */
+		entry_get(e);
 		reply_slice(req, e->data, e->size, size, off);
+		entry_put_n(e, 1);
 	} else if (h && h->kind == HANDLE_CONTROL) {
-		/* A RELEASE may run on another thread as soon as the kernel
-		 * has the reply: hold the handle until it is sent. */
 		atomic_fetch_add(&h->refs, 1);
 		reply_slice(req, h->data, h->size, size, off);
 		handle_put(h);

@@ -19,6 +19,7 @@ import time
 from conftest import part
 
 EB, NG, PS = "eventbridge", "nango", "persona"
+ROUNDS = 200
 
 
 def eb(**keys):
@@ -175,6 +176,30 @@ def test_one_open_file_reads_one_version_across_a_refresh(mount, fresh_emu):
     assert json.loads(whole) == a
     size, data = read_whole(path)
     assert size == len(data) and json.loads(data) == b
+
+
+def test_old_version_read_to_its_end_then_closed(mount, fresh_emu):
+    """The last reader of a replaced version closes it the moment its
+    last read returns, so the kernel's FORGET can come while the thread
+    that sent the reply is still in fuse_reply_buf(). The version must
+    outlive that call (ASan saw it freed under the reply once)."""
+    conns = fresh_emu.generate(EB, 2, seed=7)
+    cur = dict(conns[1], Description="0" * 128_000)
+    fresh_emu.set_connections(EB, [conns[0], cur])
+    m = mount({EB: eb()})
+    path = m.path(EB, fname(cur))
+    for i in range(1, ROUNDS + 1):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            new = dict(cur, Description=str(i % 10) * 128_000)
+            replace(fresh_emu, EB, cur, new)
+            refresh(m)
+            data = os.read(fd, size + 1)
+        finally:
+            os.close(fd)
+        assert json.loads(data) == cur
+        cur = new
 
 
 def test_unchanged_refresh_keeps_kernel_caches(mount, fresh_emu):
